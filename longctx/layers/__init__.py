@@ -1,0 +1,28 @@
+"""One file per memory mechanism; `make_attention` builds the one a model config names."""
+import jax.numpy as jnp
+from flax import nnx
+
+from longctx.layers.infini import InfiniAttention
+from longctx.layers.local import (BlockSlidingWindowAttention, FullAttention,
+                                  TransformerXLAttention)
+
+ATTENTION_NAMES = ("full", "bswa", "xl", "infini")
+
+
+def make_attention(model_cfg, rngs: nnx.Rngs):
+  """Builds the attention layer named by model_cfg.attention (a validated model config)."""
+  common = dict(dtype=jnp.dtype(model_cfg.dtype), rope_theta=model_cfg.rope_theta, rngs=rngs)
+  d, h, name = model_cfg.d_model, model_cfg.num_heads, model_cfg.attention
+  if name == "full":
+    return FullAttention(d, h, **common)
+  if name == "bswa":
+    return BlockSlidingWindowAttention(d, h, block_len=model_cfg.block_len,
+                                       mem_blocks=model_cfg.bswa.mem_blocks,
+                                       stop_grad=model_cfg.bswa.stop_grad, **common)
+  if name == "xl":
+    return TransformerXLAttention(d, h, block_len=model_cfg.block_len,
+                                  mem_blocks=model_cfg.xl.mem_blocks, **common)
+  if name == "infini":
+    return InfiniAttention(d, h, update_rule=model_cfg.infini.update_rule,
+                           gate_init=model_cfg.infini.gate_init, eps=model_cfg.infini.eps, **common)
+  raise ValueError(f"model.attention={name!r} is not one of {ATTENTION_NAMES}")

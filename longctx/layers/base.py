@@ -1,0 +1,45 @@
+"""The attention-layer protocol shared by every memory mechanism.
+
+Every attention layer is an NNX module with
+  init_memory(batch) -> memory pytree (float32 arrays with a leading batch axis, or {} if none)
+  __call__(x, memory, *, positions, reset) -> (y, new_memory)
+where x is one block [B, L, d_model], positions [B, L] absolute token positions (RoPE continues
+across blocks), and reset [B] bool marks examples whose memory must be cleared before this block
+(start of a new document). Memory is never a mutable variable: it goes in and comes out, so the
+decoder can carry it through jax.lax.scan.
+"""
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def reset_memory(memory, initial, reset: jax.Array):
+  """Per example, replaces memory by its initial value where reset[b] is True (no Python branch)."""
+  def pick(mem, init):
+    mask = reset.reshape(reset.shape + (1,) * (mem.ndim - 1))
+    return jnp.where(mask, init.astype(mem.dtype), mem)
+  return jax.tree.map(pick, memory, initial)
+
+
+class QKVAttention(nnx.Module):
+  """Query/key/value/output projections common to all attention variants (no biases)."""
+
+  def __init__(self, d_model: int, num_heads: int, *, dtype, rope_theta: float, rngs: nnx.Rngs):
+    self.num_heads = num_heads
+    self.head_dim = d_model // num_heads
+    self.dtype = dtype
+    self.rope_theta = rope_theta
+    linear = lambda: nnx.Linear(d_model, d_model, use_bias=False, dtype=dtype, rngs=rngs)
+    self.query, self.key, self.value, self.out = linear(), linear(), linear(), linear()
+
+  def project(self, x: jax.Array):
+    """x [B, L, d_model] -> q, k, v each [B, L, H, D]."""
+    b, l, _ = x.shape
+    shape = (b, l, self.num_heads, self.head_dim)
+    return (self.query(x).reshape(shape), self.key(x).reshape(shape),
+            self.value(x).reshape(shape))
+
+  def merge_heads(self, a: jax.Array) -> jax.Array:
+    """a [B, L, H, D] -> output projection [B, L, d_model]."""
+    b, l, h, d = a.shape
+    return self.out(a.reshape(b, l, h * d).astype(self.dtype))

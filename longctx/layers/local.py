@@ -1,0 +1,94 @@
+"""Local-attention baselines: full causal attention, block sliding-window attention, Transformer-XL.
+
+- `full`: causal attention over everything the layer is given. The decoder hands it the whole
+  sequence as one block (DecoderConfig: full attention has no block recurrence), so it is the
+  quadratic baseline.
+- `bswa` (TransformerFAM eq. 1a-1c): each block attends causally to itself and fully to the cached
+  keys/values of the previous `mem_blocks` blocks. Gradients flow into the cache (BPTT across blocks)
+  unless `stop_grad` is set (the paper's M1_SG).
+- `xl` (Transformer-XL): the previous `mem_blocks` blocks (default 1) cached with stop-gradient.
+  Decision: we cache keys/values (as the issue asks) and use RoPE on absolute positions instead of
+  Transformer-XL's sinusoidal relative-position terms; RoPE makes q.k depend on the position
+  difference only, which is the property the relative encoding was introduced for. Every query sees
+  the whole cache (mem_len = mem_blocks * L), which is the original definition; FAM's "TXL window"
+  variant with an extra mask beyond the window is not built.
+The cache keys are stored rotated at their own absolute positions, so rotation continues across blocks.
+"""
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from longctx.ops import attention as attn_ops
+from longctx.layers.base import QKVAttention, reset_memory
+
+
+class FullAttention(QKVAttention):
+  """Causal attention over the given tokens; no memory."""
+
+  def init_memory(self, batch: int):
+    del batch
+    return {}
+
+  def __call__(self, x, memory, *, positions, reset):
+    del reset
+    q, k, v = self.project(x)
+    q = attn_ops.rope(q, positions, self.rope_theta)
+    k = attn_ops.rope(k, positions, self.rope_theta)
+    mask = attn_ops.causal_mask(x.shape[1])[None, None]
+    return self.merge_heads(attn_ops.dot_product_attention(q, k, v, mask)), memory
+
+
+class BlockSlidingWindowAttention(QKVAttention):
+  """BSWA: current block (causal) + the keys/values of `mem_blocks` previous blocks."""
+
+  def __init__(self, d_model, num_heads, *, block_len: int, mem_blocks: int, stop_grad: bool,
+               dtype, rope_theta, rngs):
+    super().__init__(d_model, num_heads, dtype=dtype, rope_theta=rope_theta, rngs=rngs)
+    self.block_len = block_len
+    self.mem_blocks = mem_blocks
+    self.stop_grad = stop_grad
+
+  def init_memory(self, batch: int):
+    if self.mem_blocks == 0:
+      return {}
+    slots = self.mem_blocks * self.block_len
+    shape = (batch, slots, self.num_heads, self.head_dim)
+    return {
+        "keys": jnp.zeros(shape, jnp.float32),    # [B, m*L, H, D], rotated
+        "values": jnp.zeros(shape, jnp.float32),  # [B, m*L, H, D]
+        "valid": jnp.zeros((batch, slots), bool),  # False for slots not yet written
+    }
+
+  def __call__(self, x, memory, *, positions, reset):
+    b, l, _ = x.shape
+    q, k, v = self.project(x)
+    q = attn_ops.rope(q, positions, self.rope_theta)
+    k = attn_ops.rope(k, positions, self.rope_theta)
+    causal = attn_ops.causal_mask(l)[None, None]  # [1, 1, L, L]
+    if self.mem_blocks == 0:
+      return self.merge_heads(attn_ops.dot_product_attention(q, k, v, causal)), memory
+
+    memory = reset_memory(memory, self.init_memory(b), reset)
+    cached_k = memory["keys"].astype(k.dtype)
+    cached_v = memory["values"].astype(v.dtype)
+    keys = jnp.concatenate([cached_k, k], axis=1)    # [B, m*L + L, H, D]
+    values = jnp.concatenate([cached_v, v], axis=1)
+    cache_mask = jnp.broadcast_to(memory["valid"][:, None, None, :], (b, 1, l, cached_k.shape[1]))
+    mask = jnp.concatenate([cache_mask, jnp.broadcast_to(causal, (b, 1, l, l))], axis=-1)
+    y = self.merge_heads(attn_ops.dot_product_attention(q, keys, values, mask))
+
+    # Ring buffer as a shift: drop the oldest block, append this one.
+    new_k = jnp.concatenate([memory["keys"], k.astype(jnp.float32)], axis=1)[:, l:]
+    new_v = jnp.concatenate([memory["values"], v.astype(jnp.float32)], axis=1)[:, l:]
+    new_valid = jnp.concatenate([memory["valid"], jnp.ones((b, l), bool)], axis=1)[:, l:]
+    if self.stop_grad:
+      new_k, new_v = jax.lax.stop_gradient(new_k), jax.lax.stop_gradient(new_v)
+    return y, {"keys": new_k, "values": new_v, "valid": new_valid}
+
+
+class TransformerXLAttention(BlockSlidingWindowAttention):
+  """Transformer-XL: BSWA whose cache is always stop-gradient (truncated BPTT at the block edge)."""
+
+  def __init__(self, d_model, num_heads, *, block_len, mem_blocks, dtype, rope_theta, rngs):
+    super().__init__(d_model, num_heads, block_len=block_len, mem_blocks=mem_blocks,
+                     stop_grad=True, dtype=dtype, rope_theta=rope_theta, rngs=rngs)

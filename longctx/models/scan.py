@@ -1,0 +1,102 @@
+"""The block-scan driver: one block step, compiled once, run over the sequence with jax.lax.scan.
+
+Data path: batch [B, T] -> blocks [T/L, B, L] -> lax.scan(block_step, memory0, blocks) -> per-token
+losses [B, T]. The scan body returns per-token loss and correctness, never [T, V] logits, so a
+1M-token evaluation costs one block of activations. jax.checkpoint wraps the block step (policy
+from config) so the backward pass keeps one block of activations plus the carried memory per block.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+_POLICIES = {
+    "nothing_saveable": jax.checkpoint_policies.nothing_saveable,
+    "dots_saveable": jax.checkpoint_policies.dots_saveable,
+    "dots_with_no_batch_dims_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "everything_saveable": jax.checkpoint_policies.everything_saveable,
+}
+
+
+def default_positions(batch: int, seq_len: int, offset=0) -> jax.Array:
+  return jnp.broadcast_to(jnp.arange(seq_len, dtype=jnp.int32) + offset, (batch, seq_len))
+
+
+def complete_batch(batch: dict) -> dict:
+  """Fills optional fields: weights (ones), positions (0..T-1), reset (all True: fresh memory)."""
+  b, t = batch["inputs"].shape
+  out = dict(batch)
+  out.setdefault("weights", jnp.ones((b, t), jnp.float32))
+  out.setdefault("positions", default_positions(b, t))
+  out.setdefault("reset", jnp.ones((b,), bool))
+  return out
+
+
+def token_outputs(logits, targets, weights):
+  """Per-token weighted cross-entropy and argmax correctness, both [B, L] float32."""
+  logp = jax.nn.log_softmax(logits, axis=-1)
+  nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+  correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+  return {"loss": nll * weights, "correct": correct}
+
+
+def block_step(model, memory, block):
+  """One block through the decoder. block: inputs/targets/weights/positions [B, L], reset [B]."""
+  logits, memory = model(block["inputs"], memory, positions=block["positions"], reset=block["reset"])
+  return memory, token_outputs(logits, block["targets"], block["weights"])
+
+
+def _to_blocks(x, block_len):
+  """[B, T, ...] -> [T/L, B, L, ...]."""
+  b, t = x.shape[:2]
+  return jnp.swapaxes(x.reshape((b, t // block_len, block_len) + x.shape[2:]), 0, 1)
+
+
+def _from_blocks(x):
+  """[N, B, L] -> [B, N*L]."""
+  n, b, l = x.shape
+  return jnp.swapaxes(x, 0, 1).reshape(b, n * l)
+
+
+def run_blocks(graphdef, params, memory, batch, model_cfg):
+  """Runs the decoder over batch['inputs'] [B, T] block by block.
+
+  Returns (final memory, {'loss': [B, T], 'correct': [B, T]}). reset[b] clears example b's memory
+  before the first block; later blocks never reset. Gradients flow through the memory carry unless
+  model_cfg.bptt_blocks = k > 0, which stops them at every k-th block boundary.
+  """
+  batch = complete_batch(batch)
+  b, t = batch["inputs"].shape
+  block_len = t if model_cfg.attention == "full" else model_cfg.block_len
+  if t % block_len:
+    raise ValueError(f"sequence length {t} is not a multiple of model.block_len={block_len}")
+  num_blocks = t // block_len
+
+  per_token = {k: _to_blocks(batch[k], block_len)
+               for k in ("inputs", "targets", "weights", "positions")}
+  resets = jnp.zeros((num_blocks, b), bool).at[0].set(batch["reset"])
+  xs = dict(per_token, reset=resets, index=jnp.arange(num_blocks))
+
+  def step(params, memory, block):
+    model = nnx.merge(graphdef, params)
+    block = dict(block)
+    index = block.pop("index")
+    if model_cfg.bptt_blocks:
+      cut = (index > 0) & (index % model_cfg.bptt_blocks == 0)
+      memory = jax.tree.map(lambda m: jnp.where(cut, jax.lax.stop_gradient(m), m), memory)
+    return block_step(model, memory, block)
+
+  if model_cfg.remat_policy != "none":
+    step = jax.checkpoint(step, policy=_POLICIES[model_cfg.remat_policy])
+  body = lambda mem, blk: step(params, mem, blk)
+  memory, outs = jax.lax.scan(body, memory, xs, unroll=model_cfg.scan_unroll)
+  return memory, {k: _from_blocks(v) for k, v in outs.items()}
+
+
+def mean_loss(params, graphdef, memory, batch, model_cfg):
+  """Weighted mean token loss, for jax.grad; aux = (final memory, per-token outputs)."""
+  memory, outs = run_blocks(graphdef, params, memory, batch, model_cfg)
+  weights = complete_batch(batch)["weights"]
+  loss = jnp.sum(outs["loss"]) / jnp.maximum(jnp.sum(weights), 1.0)
+  return loss, (memory, outs)

@@ -1,0 +1,1 @@
+"""Pure jnp math (no Flax): attention and masks, RoPE, linear-attention memory."""
