@@ -38,9 +38,27 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
 
 
 def base_config() -> ml_collections.ConfigDict:
+  """Everything a run needs; task configs override what they change."""
   cfg = ml_collections.ConfigDict()
   cfg.model = model_config()
-  cfg.data = ml_collections.ConfigDict(dict(seq_len=4096))
+  cfg.data = ml_collections.ConfigDict(dict(
+      task="passkey", tokenizer="bytes", seq_len=4096, batch_size=8, seed=0,
+      key_len=5,                  # digits of the pass key
+      depth_range=(0.0, 1.0),     # training key depths, uniform
+      other_weight=0.0,           # loss weight of the non-answer tokens
+  ))
+  cfg.train = ml_collections.ConfigDict(dict(
+      steps=1000, seed=0, optimizer="adamw", lr=1e-3, warmup_steps=100, min_lr_ratio=0.1,
+      b1=0.9, b2=0.99, weight_decay=0.0, grad_clip=1.0, log_every=10,
+      compile_only=False,         # lower + compile the train step on abstract inputs, then exit
+  ))
+  cfg.checkpoint = ml_collections.ConfigDict(dict(every_steps=100, keep=2, async_save=True))
+  cfg.mesh = ml_collections.ConfigDict(dict(data=-1))  # -1: all devices on the data axis
+  cfg.evals = ml_collections.ConfigDict(dict(
+      run=("passkey",),
+      passkey=dict(lengths=(1024,), depths=(0.0, 0.5, 1.0), samples=4, key_len=5, seed=1,
+                   template="infini", chunk_blocks=16, jsonl=""),
+  ))
   return cfg
 
 
@@ -111,8 +129,40 @@ def validate_seq_len(model, seq_len: int, field: str):
 
 
 def validate(cfg):
+  """Checks every section present; raises ValueError naming the first bad field."""
   validate_model(cfg.model)
   validate_seq_len(cfg.model, cfg.data.seq_len, "data.seq_len")
+  if "data" in cfg and "batch_size" in cfg.data:
+    _validate_training(cfg)
+
+
+def _validate_training(cfg):
+  from longctx.data.sources import TASKS
+  from longctx.evaluate import EVALUATORS
+  from longctx.optim import OPTIMIZERS
+  if cfg.data.task not in TASKS:
+    raise ValueError(f"data.task={cfg.data.task!r} is not one of {TASKS}")
+  if cfg.data.batch_size <= 0:
+    raise ValueError(f"data.batch_size={cfg.data.batch_size} must be positive")
+  lo, hi = cfg.data.depth_range
+  if not 0.0 <= lo <= hi <= 1.0:
+    raise ValueError(f"data.depth_range={tuple(cfg.data.depth_range)} must satisfy 0 <= lo <= hi <= 1")
+  if cfg.train.optimizer not in OPTIMIZERS:
+    raise ValueError(f"train.optimizer={cfg.train.optimizer!r} is not one of {OPTIMIZERS}")
+  if cfg.train.steps < 0 or cfg.train.lr <= 0 or cfg.train.log_every <= 0:
+    raise ValueError("train.steps must be >= 0, train.lr and train.log_every > 0 "
+                     f"(got {cfg.train.steps}, {cfg.train.lr}, {cfg.train.log_every})")
+  if cfg.checkpoint.every_steps <= 0 or cfg.checkpoint.keep <= 0:
+    raise ValueError(f"checkpoint.every_steps={cfg.checkpoint.every_steps} and "
+                     f"checkpoint.keep={cfg.checkpoint.keep} must be positive")
+  for name in cfg.evals.run:
+    if name not in EVALUATORS:
+      raise ValueError(f"evals.run names {name!r}, not one of {EVALUATORS}")
+  ev = cfg.evals.passkey
+  if any(not 0.0 <= d <= 1.0 for d in ev.depths):
+    raise ValueError(f"evals.passkey.depths={tuple(ev.depths)} must lie in [0, 1]")
+  if ev.chunk_blocks <= 0 or ev.samples <= 0:
+    raise ValueError("evals.passkey.chunk_blocks and evals.passkey.samples must be positive")
 
 
 def finalize(cfg):

@@ -1,0 +1,205 @@
+"""Checkpointing: the only module that talks to orbax (v0 CheckpointManager API).
+
+One checkpoint step holds two items: `state`, a pytree of jax arrays (params, optimizer state, raw
+uint32 RNG key data, step, memory carried across steps), and `meta`, a JSON dict (data position,
+model shape summary). Hiding orbax here means a move to the orbax v1 API touches one file.
+
+Loop pattern:
+  install_sigterm_handler()
+  with Checkpointer(workdir / "ckpt", save_interval_steps=1000) as ckpt:
+    if ckpt.latest_step() is not None:
+      state, meta = ckpt.restore(None, jax.eval_shape(init_fn))
+    for step in ...:
+      ...
+      ckpt.save(step, state, meta)              # orbax decides: interval, first save, preemption
+      if ckpt.should_stop(step):
+        ckpt.save(step, state, meta, force=True)
+        break
+  # leaving the `with` waits for the background save and raises if it failed.
+"""
+import json
+import logging
+import os
+import signal
+import threading
+
+import jax
+import orbax.checkpoint as ocp
+from etils import epath
+
+_STOP = threading.Event()
+
+
+def install_sigterm_handler():
+  """Turns SIGTERM into a flag so the loop can save and exit cleanly; returns the old handler.
+
+  Clears the flag. A previous Python-level handler is still called. On multi-process runs it
+  installs nothing (returns None): JAX's own preemption notifier owns SIGTERM there and
+  `Checkpointer.should_stop` sees it through orbax's `reached_preemption`, which all hosts agree on.
+  """
+  if jax.process_count() > 1:
+    logging.info("multi-process run: relying on JAX's preemption service, not a SIGTERM handler")
+    return None
+  _STOP.clear()
+  previous = signal.getsignal(signal.SIGTERM)
+
+  def handler(signum, frame):
+    logging.warning("SIGTERM received: will save and stop after this step")
+    _STOP.set()
+    if callable(previous):
+      previous(signum, frame)
+
+  signal.signal(signal.SIGTERM, handler)
+  return previous
+
+
+def should_stop() -> bool:
+  """Whether SIGTERM has arrived since `install_sigterm_handler` (host-local; see
+  `Checkpointer.should_stop(step)` for the version that also sees multi-host preemption)."""
+  return _STOP.is_set()
+
+
+def _path_str(path) -> str:
+  """A key path as 'a/b/0/c', the same for dicts, lists, tuples, namedtuples and nnx.State.
+
+  Needed because orbax's metadata tree turns namedtuple fields and nnx Variable `.value` into dict
+  keys and tuples into lists, so raw jax key paths of the two trees differ.
+  """
+  parts = []
+  for k in path:
+    for attr in ("key", "idx", "name"):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+    else:
+      parts.append(str(k))
+  return "/".join(parts)
+
+
+def _leaves(tree) -> dict:
+  return {_path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+class Checkpointer:
+  """A CheckpointManager with items `state` (StandardSave) and `meta` (JsonSave).
+
+  Saves are asynchronous: `save` returns once arrays are copied off the device; `wait` (also run by
+  `close` and on leaving a `with` block) blocks until the write is committed and raises if it failed.
+  """
+
+  def __init__(self, directory, *, save_interval_steps: int = 1, max_to_keep: int | None = 3,
+               async_save: bool = True):
+    directory = str(directory)
+    self.directory = epath.Path(directory if "://" in directory else os.path.abspath(directory))
+    # An explicit policy: orbax's default also has InitialSavePolicy, which saves the first step
+    # of a fresh directory even off-interval (e.g. step 1 with interval 1000).
+    policy = ocp.checkpoint_managers.AnySavePolicy([
+        ocp.checkpoint_managers.FixedIntervalPolicy(save_interval_steps),
+        ocp.checkpoint_managers.PreemptionCheckpointingPolicy()])
+    options = ocp.CheckpointManagerOptions(
+        save_interval_steps=save_interval_steps, save_decision_policy=policy,
+        max_to_keep=max_to_keep, enable_async_checkpointing=async_save, create=True)
+    # Explicit handlers (not just item_names) so item_metadata works on a fresh manager, before any
+    # restore: otherwise orbax returns None for unregistered items and no shape check is possible.
+    self._mngr = ocp.CheckpointManager(
+        self.directory, options=options,
+        item_handlers=dict(state=ocp.StandardCheckpointHandler(), meta=ocp.JsonCheckpointHandler()))
+
+  def save(self, step: int, state, meta: dict, *, force: bool = False) -> bool:
+    """Starts saving `state` and `meta` at `step` if orbax's policy (or `force`) says so.
+
+    The policy saves on multiples of `save_interval_steps` and at a multi-host preemption sync
+    point, never at or below the latest saved step. Returns whether a save started; with `force`, a
+    step already on disk is skipped (orbax would raise StepAlreadyExistsError).
+    """
+    step = int(step)
+    json.dumps(meta)  # a non-JSON meta would otherwise fail later, in the background thread
+    if force and step in self._mngr.all_steps():
+      return False
+    args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+    return self._mngr.save(step, args=args, force=force)
+
+  def wait(self):
+    """Blocks until pending saves are committed; raises a failed background save's error."""
+    self._mngr.wait_until_finished()
+    self._mngr.check_for_errors()
+
+  def latest_step(self) -> int | None:
+    return self._mngr.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._mngr.all_steps())
+
+  def reached_preemption(self, step: int) -> bool:
+    """orbax's multi-host preemption sync point (False when JAX's preemption service is off)."""
+    return self._mngr.reached_preemption(step)
+
+  def should_stop(self, step: int) -> bool:
+    """Whether the loop should do a final forced save and exit: SIGTERM seen or preemption reached."""
+    return should_stop() or self.reached_preemption(step)
+
+  def restore(self, step: int | None, abstract_state):
+    """Restores (state, meta) at `step` (None: latest) onto `abstract_state`'s shapes and shardings.
+
+    `abstract_state` is a pytree of jax.ShapeDtypeStruct (e.g. from jax.eval_shape), carrying
+    shardings to restore onto a different mesh. Leaf dtypes follow `abstract_state` (orbax casts).
+    Raises FileNotFoundError when there is no such checkpoint and one ValueError naming the
+    directory and the first differing leaf when the checkpoint's tree does not match.
+    """
+    if step is None:
+      step = self.latest_step()
+      if step is None:
+        raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    elif step not in self._mngr.all_steps():
+      raise FileNotFoundError(
+          f"no checkpoint for step {step} in {self.directory}; steps: {self.all_steps()}")
+    self._check_matches(step, abstract_state)
+    args = ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
+    try:
+      out = self._mngr.restore(step, args=args)
+    except ValueError as e:  # anything the metadata check missed still names the checkpoint
+      raise ValueError(f"cannot restore checkpoint {self.directory / str(step)}: {e}") from e
+    return out["state"], out["meta"]
+
+  def _check_matches(self, step: int, abstract_state):
+    """Compares the stored tree (paths, shapes) to `abstract_state` before reading any array."""
+    where = f"checkpoint {self.directory / str(step)}"
+    stored = self._mngr.item_metadata(step)["state"]
+    if stored is None:
+      return  # no metadata (e.g. an older format): orbax's own checks apply
+    saved, want = _leaves(stored), _leaves(abstract_state)
+    missing = [k for k in want if k not in saved]
+    extra = [k for k in saved if k not in want]
+    if missing or extra:
+      raise ValueError(
+          f"{where} has a different state structure than the model expects (another model or "
+          f"optimizer config?). Missing from checkpoint ({len(missing)}): {missing[:5]}; "
+          f"only in checkpoint ({len(extra)}): {extra[:5]}")
+    for k, x in want.items():
+      got = tuple(saved[k].shape)
+      if got != tuple(x.shape):
+        n = sum(tuple(saved[j].shape) != tuple(y.shape) for j, y in want.items())
+        raise ValueError(
+            f"{where} does not match the model (another model shape?): leaf '{k}' has shape "
+            f"{got} in the checkpoint but {tuple(x.shape)} is expected ({n} leaves differ)")
+
+  def close(self):
+    """Waits for pending saves (raising their errors) and releases orbax's threads."""
+    try:
+      self.wait()
+    finally:
+      self._mngr.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, exc_type, exc, tb):
+    if exc_type is None:
+      self.close()
+    else:  # do not mask the loop's own exception with a save error
+      try:
+        self.close()
+      except Exception:  # pylint: disable=broad-except
+        logging.exception("checkpoint close failed while handling another exception")
+    return False

@@ -1,0 +1,175 @@
+"""Evaluators by name. `passkey`: a grid of prompt lengths x key depths (and optionally a user's JSONL
+file of long prompts), scored on the answer tokens, streamed chunk by chunk with the memory carried
+between calls of ONE compiled function, so a 1M-token prompt costs one chunk of activations and
+compiles once for every length.
+
+Metrics per (length, depth), as Infini-attention Table 3: token-level key accuracy (teacher-forced:
+the fraction of answer tokens the model predicts as argmax given the true prefix) and exact match
+(every answer token right, still teacher-forced). Generated exact match comes with decoding.
+"""
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from longctx.data import passkey
+from longctx.data.tokenizers import make_tokenizer
+from longctx.models import scan
+
+EVALUATORS = ("passkey",)
+
+
+class Streamer:
+  """Scores a long token sequence chunk by chunk with one compiled function.
+
+  Chunk = chunk_blocks * block_len tokens. Inputs are padded at the END to a whole chunk with weight
+  0; padding after the last scored token cannot change it (causal model), so scores are exact.
+  `full` attention has no recurrence: its whole (padded) sequence is one chunk.
+  """
+
+  def __init__(self, graphdef, model_cfg, chunk_blocks: int):
+    self.model_cfg = model_cfg
+    self.full = model_cfg.attention == "full"
+    self.chunk = chunk_blocks * model_cfg.block_len
+    self.graphdef = graphdef
+
+    def stream(params, memory, chunk):
+      return scan.run_blocks(graphdef, params, memory, chunk, model_cfg)
+    self._stream = jax.jit(stream)
+
+  def init_memory(self, params, batch):
+    return nnx.merge(self.graphdef, params).init_memory(batch)
+
+  def score(self, params, inputs, targets, weights):
+    """inputs/targets/weights [B, T] numpy -> per-token 'correct' and 'loss' [B, T] numpy."""
+    b, t = inputs.shape
+    chunk = (-(-t // self.model_cfg.block_len) * self.model_cfg.block_len) if self.full else self.chunk
+    padded = -(-t // chunk) * chunk
+    pad = lambda x: np.pad(x, ((0, 0), (0, padded - t)))
+    inputs, targets, weights = pad(inputs), pad(targets), pad(weights.astype(np.float32))
+    memory = self.init_memory(params, b)
+    correct, loss = [], []
+    for start in range(0, padded, chunk):
+      sl = slice(start, start + chunk)
+      piece = {
+          "inputs": jnp.asarray(inputs[:, sl]), "targets": jnp.asarray(targets[:, sl]),
+          "weights": jnp.asarray(weights[:, sl]),
+          "positions": jnp.broadcast_to(jnp.arange(start, start + chunk, dtype=jnp.int32), (b, chunk)),
+          "reset": jnp.full((b,), start == 0),
+      }
+      memory, outs = self._stream(params, memory, piece)
+      correct.append(np.asarray(outs["correct"]))
+      loss.append(np.asarray(outs["loss"]))
+    return {"correct": np.concatenate(correct, 1)[:, :t], "loss": np.concatenate(loss, 1)[:, :t]}
+
+
+def _answer_scores(correct_row, answer_targets):
+  """Token accuracy and exact match on the positions whose target is an answer token."""
+  hits = correct_row[answer_targets]
+  return float(hits.mean()), float(hits.all())
+
+
+def score_examples(streamer, params, examples):
+  """examples: token arrays with answer masks -> list of (token_acc, exact)."""
+  out = []
+  for ex in examples:
+    tokens, mask = np.asarray(ex.tokens), np.asarray(ex.answer_mask)
+    inputs, targets, weights = tokens[None, :-1], tokens[None, 1:], mask[None, 1:]
+    res = streamer.score(params, inputs, targets, weights.astype(np.float32))
+    out.append(_answer_scores(res["correct"][0], mask[1:]))
+  return out
+
+
+def passkey_grid(cfg_eval, streamer, params):
+  """Evaluates every (length, depth) of the grid with cfg_eval.samples prompts each."""
+  rows = []
+  for length in cfg_eval.lengths:
+    for depth in cfg_eval.depths:
+      t0 = time.time()
+      examples = [passkey.eval_example(length + 1, depth, cfg_eval.key_len,
+                                       seed=cfg_eval.seed * 1000003 + i,
+                                       template=cfg_eval.template)
+                  for i in range(cfg_eval.samples)]
+      scores = score_examples(streamer, params, examples)
+      acc = float(np.mean([s[0] for s in scores]))
+      em = float(np.mean([s[1] for s in scores]))
+      rows.append({"length": int(length), "depth": float(depth), "token_accuracy": acc,
+                   "exact_match": em, "samples": len(scores), "seconds": time.time() - t0})
+      logging.info("passkey length=%d depth=%.2f token_acc=%.3f exact=%.3f (%.1fs)", length, depth,
+                   acc, em, time.time() - t0)
+  return rows
+
+
+def markdown_table(rows, key="token_accuracy"):
+  lengths = sorted({r["length"] for r in rows})
+  depths = sorted({r["depth"] for r in rows})
+  cell = {(r["length"], r["depth"]): r[key] for r in rows}
+  head = "| length | " + " | ".join(f"depth {d:g}" for d in depths) + " |"
+  sep = "|---" * (len(depths) + 1) + "|"
+  body = ["| " + f"{n:,}" + " | " + " | ".join(f"{100 * cell[(n, d)]:.0f}" for d in depths) + " |"
+          for n in lengths]
+  return "\n".join([head, sep] + body)
+
+
+def heatmap(rows, path, title):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  lengths = sorted({r["length"] for r in rows})
+  depths = sorted({r["depth"] for r in rows})
+  grid = np.array([[next(r["token_accuracy"] for r in rows if r["length"] == n and r["depth"] == d)
+                    for d in depths] for n in lengths])
+  fig, ax = plt.subplots(figsize=(1 + 0.6 * len(depths), 1 + 0.5 * len(lengths)))
+  im = ax.imshow(grid * 100, vmin=0, vmax=100, cmap="RdYlGn", aspect="auto")
+  ax.set_xticks(range(len(depths)), [f"{d:g}" for d in depths])
+  ax.set_yticks(range(len(lengths)), [f"{n:,}" for n in lengths])
+  ax.set_xlabel("key depth (fraction of the filler)")
+  ax.set_ylabel("prompt length (tokens)")
+  ax.set_title(title, fontsize=9)
+  for i in range(len(lengths)):
+    for j in range(len(depths)):
+      ax.text(j, i, f"{100 * grid[i, j]:.0f}", ha="center", va="center", fontsize=7)
+  fig.colorbar(im, ax=ax, label="token accuracy (%)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def evaluate_passkey(cfg, graphdef, params, workdir):
+  ev = cfg.evals.passkey
+  streamer = Streamer(graphdef, cfg.model, ev.chunk_blocks)
+  result = {"attention": cfg.model.attention}
+  if ev.lengths:
+    rows = passkey_grid(ev, streamer, params)
+    result["grid"] = rows
+    table = markdown_table(rows)
+    with open(os.path.join(workdir, "passkey.md"), "w") as f:
+      f.write(f"# Passkey token accuracy (%), attention={cfg.model.attention}\n\n{table}\n\n"
+              f"Exact match (%):\n\n{markdown_table(rows, 'exact_match')}\n")
+    heatmap(rows, os.path.join(workdir, "passkey.png"),
+            f"passkey, {cfg.model.attention}, trained at {cfg.data.seq_len} tokens")
+    logging.info("Passkey token accuracy (%%):\n%s", table)
+  if ev.jsonl:
+    tokenizer = make_tokenizer(cfg.data.tokenizer)
+    examples = passkey.load_jsonl_prompts(ev.jsonl, tokenizer)
+    scores = score_examples(streamer, params, examples)
+    result["jsonl"] = [{"line": i + 1, "token_accuracy": a, "exact_match": e}
+                       for i, (a, e) in enumerate(scores)]
+  with open(os.path.join(workdir, "passkey.json"), "w") as f:
+    json.dump(result, f, indent=1)
+  return result
+
+
+def run_evaluators(cfg, graphdef, params, workdir):
+  results = {}
+  for name in cfg.evals.run:
+    if name == "passkey":
+      results[name] = evaluate_passkey(cfg, graphdef, params, workdir)
+    else:
+      raise ValueError(f"evals.run names {name!r}, not one of {EVALUATORS}")
+  return results

@@ -1,0 +1,178 @@
+"""Train state, the jitted train step, and the training loop with checkpoints, resume and evals.
+
+The train state is a plain pytree (dicts of arrays) so orbax, optax and jit all see the same thing:
+  params     the decoder's parameters as a pure dict (nnx.merge(graphdef, params) rebuilds the model)
+  opt_state  optax state
+  step       int32 scalar: number of optimizer updates applied
+  rng        uint32 raw key data (jax.random.key_data)
+  memory     the per-example memory carried across steps (reset per example by the data's `reset`)
+"""
+import functools
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx
+
+from longctx import checkpoint as ckpt_lib
+from longctx import evaluate as eval_lib
+from longctx import optim, sharding
+from longctx.data import sources
+from longctx.models import scan
+from longctx.models.decoder import Decoder
+from longctx.writers import MetricWriter, ProgressLine
+
+
+class TrainingDiverged(RuntimeError):
+  """Raised when the loss becomes NaN/Inf; the last good checkpoint is kept."""
+
+
+def build_model(cfg):
+  """Returns (graphdef, params as a pure dict, model) from the model config."""
+  model = Decoder(cfg.model, nnx.Rngs(cfg.train.seed))
+  graphdef, state = nnx.split(model)
+  return graphdef, nnx.to_pure_dict(state), model
+
+
+def init_state(cfg, params, model, tx):
+  return {
+      "params": params,
+      "opt_state": tx.init(params),
+      "step": jnp.zeros((), jnp.int32),
+      "rng": jax.random.key_data(jax.random.key(cfg.train.seed)),
+      "memory": model.init_memory(cfg.data.batch_size),
+  }
+
+
+def train_step(state, batch, *, graphdef, model_cfg, tx, schedule):
+  """One optimizer update. Returns (new state, metrics); the state is donated by the caller."""
+  grad_fn = jax.value_and_grad(scan.mean_loss, has_aux=True)
+  (loss, (memory, outs)), grads = grad_fn(state["params"], graphdef, state["memory"], batch,
+                                          model_cfg)
+  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+  params = optax.apply_updates(state["params"], updates)
+  weights = batch["weights"]
+  scored = weights > 0
+  metrics = {
+      "loss": loss,
+      "grad_norm": optax.global_norm(grads),
+      "param_norm": optax.global_norm(params),
+      "lr": schedule(state["step"]),
+      # Accuracy on the tokens the loss weights (the passkey answer when other_weight = 0).
+      "accuracy": jnp.sum(outs["correct"] * scored) / jnp.maximum(jnp.sum(scored), 1),
+  }
+  new_state = dict(state, params=params, opt_state=opt_state, step=state["step"] + 1,
+                   memory=jax.lax.stop_gradient(memory))
+  return new_state, metrics
+
+
+def compile_train_step(cfg, graphdef, state, mesh, tx, schedule):
+  """jit with explicit shardings and donated state; returns (jitted step, compiled, lowered batch)."""
+  step_fn = functools.partial(train_step, graphdef=graphdef, model_cfg=cfg.model, tx=tx,
+                              schedule=schedule)
+  state_sh = sharding.state_shardings(state, mesh)
+  batch_sh = sharding.batch_sharded(mesh)
+  jitted = jax.jit(step_fn, in_shardings=(state_sh, batch_sh),
+                   out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
+  return jitted, state_sh, batch_sh
+
+
+def _abstract(tree, shardings):
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree,
+                      shardings)
+
+
+def _check_finite(step, metrics):
+  for k in ("loss", "grad_norm"):
+    if not np.isfinite(metrics[k]):
+      raise TrainingDiverged(
+          f"{k} is {metrics[k]} at step {step}; training stopped. The last good checkpoint is kept "
+          "(lower train.lr, raise train.warmup_steps or set train.grad_clip).")
+
+
+def compile_only(cfg, mesh):
+  """Lowers and compiles the train step on abstract state and batch: nothing is allocated, so a
+  paper-scale config can be checked on a small machine. Returns XLA's memory analysis."""
+  tx, schedule = optim.make_optimizer(cfg.train)
+  graphdef, _ = nnx.split(nnx.eval_shape(lambda: Decoder(cfg.model, nnx.Rngs(0))))
+
+  def make_state():
+    _, params, model = build_model(cfg)
+    return init_state(cfg, params, model, tx)
+  state = jax.eval_shape(make_state)
+  jitted, state_sh, batch_sh = compile_train_step(cfg, graphdef, state, mesh, tx, schedule)
+  b, t = cfg.data.batch_size, cfg.data.seq_len
+  batch = {k: jax.ShapeDtypeStruct((b, t), dt, sharding=batch_sh) for k, dt in
+           (("inputs", jnp.int32), ("targets", jnp.int32), ("weights", jnp.float32))}
+  batch["reset"] = jax.ShapeDtypeStruct((b,), jnp.bool_, sharding=batch_sh)
+  t0 = time.time()
+  compiled = jitted.lower(_abstract(state, state_sh), batch).compile()
+  analysis = compiled.memory_analysis()
+  n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state["params"]))
+  logging.info("Compiled the train step in %.1fs: %d parameters; memory analysis: %s",
+               time.time() - t0, n_params, analysis)
+  return {"compiled": True, "parameters": n_params, "memory_analysis": str(analysis)}
+
+
+def train_and_evaluate(cfg, workdir: str):
+  """Trains cfg.train.steps steps (resuming from workdir if a checkpoint is there), then evaluates."""
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(cfg.to_json_best_effort(indent=2))
+  mesh = sharding.make_mesh(cfg.mesh)
+  sharding.check_batch_divisible(cfg.data.batch_size, mesh)
+  if cfg.train.compile_only:
+    return compile_only(cfg, mesh)
+  graphdef, params, model = build_model(cfg)
+  tx, schedule = optim.make_optimizer(cfg.train)
+  state = init_state(cfg, params, model, tx)
+  jitted, state_sh, batch_sh = compile_train_step(cfg, graphdef, state, mesh, tx, schedule)
+  source = sources.make_train_source(cfg)
+
+  checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                       save_interval_steps=cfg.checkpoint.every_steps,
+                                       max_to_keep=cfg.checkpoint.keep,
+                                       async_save=cfg.checkpoint.async_save)
+  ckpt_lib.install_sigterm_handler()
+  start = 0
+  if checkpointer.latest_step() is not None:
+    state, meta = checkpointer.restore(None, _abstract(state, state_sh))
+    start = int(state["step"])
+    logging.info("Resumed from %s at step %d (data position %s)", workdir, start, meta)
+  state = jax.device_put(state, state_sh)
+
+  writer = MetricWriter(workdir)
+  progress = ProgressLine(cfg.train.steps, start)
+  tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
+  try:
+    for step in range(start, cfg.train.steps):
+      t0 = time.time()
+      batch = jax.device_put(source.batch(step), batch_sh)
+      state, metrics = jitted(state, batch)
+      metrics = jax.device_get(metrics)
+      _check_finite(step, metrics)
+      dt = time.time() - t0
+      metrics = dict(metrics, step_time=dt, tokens_per_sec=tokens_per_step / dt)
+      done = step + 1
+      if done % cfg.train.log_every == 0 or done == cfg.train.steps or done == start + 1:
+        writer.write(done, metrics)
+        progress.report(done, metrics)
+      checkpointer.save(done, state, source.position(done))
+      if ckpt_lib.should_stop():
+        logging.warning("SIGTERM: saving step %d and exiting.", done)
+        checkpointer.save(done, state, source.position(done), force=True)
+        checkpointer.wait()
+        return {"stopped_at": done, "params": jax.device_get(state["params"])}
+    end = int(state["step"])
+    checkpointer.save(end, state, source.position(end), force=True)
+  finally:
+    checkpointer.wait()
+    writer.close()
+  checkpointer.close()
+  results = eval_lib.run_evaluators(cfg, graphdef, state["params"], workdir)
+  return {"final_step": end, "params": jax.device_get(state["params"]), "evals": results}

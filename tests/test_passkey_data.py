@@ -1,0 +1,258 @@
+"""Passkey data: exact lengths, key placement, answer masks, loss weights, determinism, JSONL loading."""
+import time
+
+import numpy as np
+import pytest
+
+from longctx.data import passkey
+from longctx.data.passkey import (PREFIX, QUESTION, depth_grid, eval_example, load_jsonl_prompts,
+                                  min_passkey_tokens, next_token_arrays, passkey_prompt, random_key,
+                                  training_batch)
+from longctx.data.tokenizers import ByteTokenizer
+
+TOK = ByteTokenizer()
+MAX_SENTENCE = max(len(TOK.encode(" " + s)) for s in passkey.FILLER_SENTENCES)
+
+
+def _filler_len(ex):
+  """F: the number of filler tokens of an example (total minus the fixed pieces)."""
+  return len(ex.tokens) - min_passkey_tokens(ex.key, TOK)
+
+
+@pytest.mark.parametrize("total", [248, 249, 300, 1000, 4097, 32768])
+@pytest.mark.parametrize("depth", [0.0, 0.1, 0.25, 0.5, 0.77, 1.0])
+def test_exact_length_depth_and_answer(total, depth):
+  key = "9054"
+  ex = passkey_prompt(total, depth, key, TOK)
+  assert ex.tokens.dtype == np.int32 and ex.tokens.shape == (total,)
+  assert ex.answer_mask.dtype == bool and ex.answer_mask.shape == (total,)
+  # The answer is exactly the last tokens, and decodes to the key (no leading space).
+  assert ex.answer_mask.sum() == len(key) and ex.answer_mask[-len(key):].all()
+  assert TOK.decode(ex.tokens[ex.answer_mask]) == key
+  text = TOK.decode(ex.tokens)
+  assert text.startswith(PREFIX) and text.endswith(" " + QUESTION + " " + key)
+  # The key sentence sits at key_start, within one filler sentence of depth * F.
+  sentence = " " + passkey.KEY_SENTENCE.format(key=key)
+  assert TOK.decode(ex.tokens[ex.key_start:ex.key_start + len(sentence)]) == sentence
+  assert text.count("The pass key is " + key + ".") == 1
+  offset = ex.key_start - len(TOK.encode(PREFIX))
+  n_filler = _filler_len(ex)
+  assert 0 <= offset <= n_filler
+  assert abs(offset - depth * n_filler) <= MAX_SENTENCE
+  assert ex.depth == depth and ex.key == ex.answer == key
+
+
+def test_filler_is_whole_sentences_around_the_key():
+  """Before the key: whole filler sentences; after it: whole sentences then one partial cut."""
+  ex = passkey_prompt(1000, 0.5, "123", TOK)
+  text = TOK.decode(ex.tokens)
+  before = text[len(PREFIX):text.index(" The pass key is 123.")]
+  assert before.endswith(".") and before.startswith(" The grass is green.")
+  unit = "".join(" " + s for s in passkey.FILLER_SENTENCES)
+  stream = (unit * 100)
+  filler = before + text[text.index("the pass key.") + len("the pass key."):text.index(" What is")]
+  assert stream.startswith(filler)     # one continuous stream, key inserted at a sentence boundary
+
+
+def test_start_and_end_depths():
+  start = passkey_prompt(5000, 0.0, "777", TOK)
+  assert start.key_start == len(TOK.encode(PREFIX))
+  end = passkey_prompt(5000, 1.0, "777", TOK)
+  tail = len(end.tokens) - end.key_start
+  fixed_tail = len(TOK.encode(" " + passkey.KEY_SENTENCE.format(key="777") + " " + QUESTION + " 777"))
+  assert fixed_tail <= tail <= fixed_tail + MAX_SENTENCE
+
+
+def test_fam_template_is_depth_zero():
+  fam = passkey_prompt(3000, 0.0, "4242", TOK, template="fam")
+  infini = passkey_prompt(3000, 0.0, "4242", TOK)
+  np.testing.assert_array_equal(fam.tokens, infini.tokens)
+  assert TOK.decode(fam.tokens).startswith(PREFIX + " The pass key is 4242. Remember it.")
+  with pytest.raises(ValueError, match="template='fam'.*depth must be 0"):
+    passkey_prompt(3000, 0.5, "4242", TOK, template="fam")
+
+
+def test_minimum_length_and_too_short():
+  need = min_passkey_tokens("9054", TOK)
+  ex = passkey_prompt(need, 0.5, "9054", TOK)
+  assert len(ex.tokens) == need and _filler_len(ex) == 0
+  with pytest.raises(ValueError, match=rf"total_tokens={need - 1} is too small.*{need} tokens"):
+    passkey_prompt(need - 1, 0.5, "9054", TOK)
+  with pytest.raises(ValueError, match="seq_len=100 is too small"):
+    training_batch(np.random.default_rng(0), 2, 100, 5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(depth=1.5), "depth=1.5 must lie in"), (dict(depth=float("nan")), "depth=nan"),
+    (dict(key=""), "key=''"), (dict(key=9054), "key=9054"), (dict(template="landmark"), "template"),
+    (dict(total_tokens=300.0), "total_tokens=300.0 must be an integer")])
+def test_prompt_validation(kwargs, match):
+  args = dict(total_tokens=300, depth=0.5, key="9054", tokenizer=TOK) | kwargs
+  with pytest.raises(ValueError, match=match):
+    passkey_prompt(**args)
+
+
+def test_one_million_tokens_fast():
+  start = time.perf_counter()
+  ex = passkey_prompt(1_000_000, 0.5, "31415", TOK)
+  elapsed = time.perf_counter() - start
+  assert elapsed < 2.0, f"1M-token prompt took {elapsed:.2f} s"
+  assert ex.tokens.shape == (1_000_000,) and ex.answer_mask.sum() == 5
+  assert abs(ex.key_start - len(TOK.encode(PREFIX)) - 0.5 * _filler_len(ex)) <= MAX_SENTENCE
+  assert TOK.decode(ex.tokens[-5:]) == "31415"
+
+
+def test_random_key():
+  rng = np.random.default_rng(0)
+  keys = [random_key(rng, k) for k in (1, 2, 5, 12) for _ in range(200)]
+  for key in keys:
+    assert key.isdigit() and key[0] != "0"
+  assert {len(k) for k in keys} == {1, 2, 5, 12}
+  assert len(set(k for k in keys if len(k) == 5)) > 150     # actually random
+  with pytest.raises(ValueError, match="key_len=0"):
+    random_key(rng, 0)
+
+
+@pytest.mark.parametrize("other_weight", [0.0, 0.1])
+def test_training_batch(other_weight):
+  b, t, key_len = 4, 512, 6
+  batch = training_batch(np.random.default_rng(1), b, t, key_len, other_weight=other_weight)
+  assert set(batch) == {"inputs", "targets", "weights"}
+  for name, dtype in (("inputs", np.int32), ("targets", np.int32), ("weights", np.float32)):
+    assert batch[name].shape == (b, t) and batch[name].dtype == dtype
+  # targets are inputs shifted by one (next-token prediction over a T+1-token example).
+  np.testing.assert_array_equal(batch["inputs"][:, 1:], batch["targets"][:, :-1])
+  for row in range(b):
+    w = batch["weights"][row]
+    answer = w == 1.0
+    # Weight 1 exactly on the last key_len positions, whose targets are the key's digits.
+    assert answer.sum() == key_len and answer[-key_len:].all()
+    assert np.all(w[~answer] == np.float32(other_weight))
+    key = TOK.decode(batch["targets"][row][answer])
+    assert key.isdigit() and len(key) == key_len and key[0] != "0"
+    text = TOK.decode(batch["inputs"][row])
+    assert text.startswith(PREFIX) and f"The pass key is {key}. Remember it." in text
+    assert text.endswith(QUESTION + " " + key[:-1])
+
+
+def test_training_batch_deterministic_and_depth_range():
+  a = training_batch(np.random.default_rng(7), 3, 600, 5)
+  b = training_batch(np.random.default_rng(7), 3, 600, 5)
+  c = training_batch(np.random.default_rng(8), 3, 600, 5)
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name])
+  assert not np.array_equal(a["inputs"], c["inputs"])
+  # depth_range=(0, 0): FAM's prompt, key right after the prefix in every row.
+  fam = training_batch(np.random.default_rng(0), 3, 600, 5, depth_range=(0.0, 0.0))
+  for row in TOK.decode(fam["inputs"].reshape(-1)).split(PREFIX)[1:]:
+    assert row.startswith(" The pass key is ")
+  with pytest.raises(ValueError, match="depth_range"):
+    training_batch(np.random.default_rng(0), 1, 600, 5, depth_range=(0.8, 0.2))
+  with pytest.raises(ValueError, match="other_weight=-1"):
+    training_batch(np.random.default_rng(0), 1, 600, 5, other_weight=-1.0)
+  with pytest.raises(ValueError, match="numpy.random.Generator"):
+    training_batch(7, 1, 600, 5)
+
+
+def test_depths_cover_range():
+  """Depths are drawn uniformly in depth_range: key offsets fall inside it and spread out."""
+  rng = np.random.default_rng(3)
+  fracs = []
+  for _ in range(40):
+    batch = training_batch(rng, 1, 2000, 4, depth_range=(0.25, 0.75))
+    text = TOK.decode(batch["inputs"][0])
+    fracs.append(text.index(" The pass key is ") / len(text))
+  fracs = np.array(fracs)
+  assert fracs.min() > 0.2 and fracs.max() < 0.75 and fracs.std() > 0.08
+
+
+def test_next_token_arrays_weights():
+  ex = passkey_prompt(400, 0.3, "5678", TOK)
+  arrays = next_token_arrays(ex.tokens, ex.answer_mask, other_weight=0.5)
+  np.testing.assert_array_equal(arrays["weights"] == 1.0, ex.answer_mask[1:])
+  assert np.all(arrays["weights"][~ex.answer_mask[1:]] == 0.5)
+
+
+def test_eval_example_deterministic():
+  a = eval_example(4096, 0.5, 5, seed=3)
+  b = eval_example(4096, 0.5, 5, seed=3)
+  np.testing.assert_array_equal(a.tokens, b.tokens)
+  assert a.key == b.key and len(a.tokens) == 4096
+  # The key depends only on (seed, key_len): a grid cell differs only in length and depth.
+  assert eval_example(8192, 1.0, 5, seed=3).key == a.key
+  assert len({eval_example(1024, 0.0, 5, seed=s).key for s in range(20)}) > 15
+  with pytest.raises(ValueError, match="seed=-1"):
+    eval_example(4096, 0.5, 5, seed=-1)
+  with pytest.raises(ValueError, match="length=100 is too small"):
+    eval_example(100, 0.5, 5, seed=0)
+
+
+def test_depth_grid():
+  grid = depth_grid()
+  assert grid == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+  assert depth_grid(3) == (0.0, 0.5, 1.0)
+  assert set(passkey.DEPTHS.values()) <= set(grid)
+  with pytest.raises(ValueError, match="n=4 must be odd"):
+    depth_grid(4)
+
+
+# ------------------------------------------------------------------ JSONL prompts
+
+def _write(tmp_path, content, name="prompts.jsonl"):
+  path = tmp_path / name
+  path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+  return path
+
+
+@pytest.mark.parametrize("trailing_newline", [True, False])
+def test_jsonl_good(tmp_path, trailing_newline):
+  content = ('{"prompt": "What is 2+2? ", "answer": "4"}\n'
+             '{"answer": "日本", "prompt": "Say Japan in Japanese: "}')
+  path = _write(tmp_path, content + ("\n" if trailing_newline else ""))
+  examples = load_jsonl_prompts(path, TOK)
+  assert [e.line for e in examples] == [1, 2]
+  first, second = examples
+  assert TOK.decode(first.tokens) == "What is 2+2? 4"
+  assert first.tokens.dtype == np.int32 and first.answer_mask.tolist() == [False] * 13 + [True]
+  assert TOK.decode(second.tokens[second.answer_mask]) == "日本" == second.answer
+  assert second.answer_mask.sum() == len("日本".encode("utf-8"))
+  assert not second.answer_mask[:-6].any()
+
+
+@pytest.mark.parametrize("lines, bad_line, match", [
+    (['{"prompt": "a", "answer": "b"}', '{"prompt": "a", "answer": '], 2, "not valid JSON"),
+    (['not json at all'], 1, "not valid JSON"),
+    (['{"prompt": "a", "answer": "b"}', '["a", "b"]'], 2, "expected a JSON object"),
+    (['{"prompt": "a"}'], 1, "missing field 'answer'"),
+    (['{"prompt": "a", "answer": "b"}'] * 2 + ['{"answer": "b"}'], 3, "missing field 'prompt'"),
+    (['{"prompt": "a", "answer": 4}'], 1, "field 'answer' must be a string, got int"),
+    (['{"prompt": ["a"], "answer": "4"}'], 1, "field 'prompt' must be a string, got list"),
+    (['{"prompt": "a", "answer": ""}'], 1, "field 'answer' is empty"),
+    (['{"prompt": "", "answer": "b"}'], 1, "field 'prompt' is empty"),
+    (['{"prompt": "a", "answer": "b", "id": 3}'], 1, r"unknown field\(s\) \['id'\]"),
+    (['{"prompt": "a", "answer": "b"}', '', '{"prompt": "a", "answer": "b"}'], 2, "blank line"),
+    (['{"prompt": "a", "answer": "b"}', '   '], 2, "blank line"),
+])
+def test_jsonl_bad_line(tmp_path, lines, bad_line, match):
+  path = _write(tmp_path, "\n".join(lines) + "\n")
+  with pytest.raises(ValueError, match=rf"prompts\.jsonl:{bad_line}: {match}"):
+    load_jsonl_prompts(path, TOK)
+
+
+def test_jsonl_trailing_blank_line_is_an_error(tmp_path):
+  path = _write(tmp_path, '{"prompt": "a", "answer": "b"}\n\n')
+  with pytest.raises(ValueError, match=r"prompts\.jsonl:2: blank line"):
+    load_jsonl_prompts(path, TOK)
+
+
+def test_jsonl_invalid_utf8(tmp_path):
+  path = _write(tmp_path, b'{"prompt": "a", "answer": "b"}\n{"prompt": "\xff", "answer": "b"}\n')
+  with pytest.raises(ValueError, match=r"prompts\.jsonl:2: not valid UTF-8"):
+    load_jsonl_prompts(path, TOK)
+
+
+def test_jsonl_missing_and_empty_file(tmp_path):
+  with pytest.raises(ValueError, match=r"nope\.jsonl: no such file"):
+    load_jsonl_prompts(tmp_path / "nope.jsonl", TOK)
+  with pytest.raises(ValueError, match=r"prompts\.jsonl: the file is empty"):
+    load_jsonl_prompts(_write(tmp_path, ""), TOK)

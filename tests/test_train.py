@@ -1,0 +1,123 @@
+"""The training loop: resume equals an uninterrupted run, NaN stops with the last good checkpoint,
+a workdir of another model shape is refused, and 8 data-parallel devices give the 1-device loss."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from longctx import checkpoint as ckpt_lib
+from longctx import train
+from longctx.data import sources
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "configs", "passkey"))
+import infini as infini_config  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def smoke_config(steps=6, **train_overrides):
+  cfg = infini_config.get_config("smoke")
+  cfg.unlock()
+  cfg.train.steps = steps
+  cfg.train.log_every = 1
+  cfg.train.update(train_overrides)
+  cfg.checkpoint.every_steps = 2
+  cfg.checkpoint.async_save = False
+  cfg.evals.run = ()
+  cfg.lock()
+  return cfg
+
+
+def _leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def test_killed_and_resumed_run_ends_with_the_same_parameters(tmp_path, monkeypatch):
+  cfg = smoke_config(steps=6)
+  uninterrupted = train.train_and_evaluate(cfg, str(tmp_path / "a"))
+
+  calls = {"n": 0}
+
+  def stop_after_three():
+    calls["n"] += 1
+    return calls["n"] >= 3
+  monkeypatch.setattr(ckpt_lib, "should_stop", stop_after_three)
+  killed = train.train_and_evaluate(cfg, str(tmp_path / "b"))
+  assert killed["stopped_at"] == 3
+  monkeypatch.undo()
+  resumed = train.train_and_evaluate(cfg, str(tmp_path / "b"))
+  assert resumed["final_step"] == 6
+  for a, b in zip(_leaves(uninterrupted["params"]), _leaves(resumed["params"])):
+    np.testing.assert_array_equal(a, b)
+  # And the interrupted run really stopped early: its params differ from the final ones.
+  assert any(not np.array_equal(a, b) for a, b in
+             zip(_leaves(killed["params"]), _leaves(resumed["params"])))
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+  cfg = smoke_config(steps=8)
+  original = sources.PasskeySource.batch
+
+  def poisoned(self, step):
+    out = original(self, step)
+    if step == 5:
+      out["weights"] = out["weights"] * np.nan
+    return out
+  monkeypatch.setattr(sources.PasskeySource, "batch", poisoned)
+  with pytest.raises(train.TrainingDiverged, match="step 5"):
+    train.train_and_evaluate(cfg, str(tmp_path))
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path / "checkpoints"))
+  assert ckpt.latest_step() == 4  # saved every 2 steps; the NaN step 6 was never saved
+  ckpt.close()
+
+
+def test_workdir_of_another_model_shape_is_refused(tmp_path):
+  train.train_and_evaluate(smoke_config(steps=2), str(tmp_path))
+  other = smoke_config(steps=4)
+  other.unlock()
+  other.model.mlp_dim = 96
+  other.lock()
+  with pytest.raises(ValueError, match="checkpoints.*does not match"):
+    train.train_and_evaluate(other, str(tmp_path))
+
+
+def test_eight_devices_give_the_one_device_loss():
+  script = textwrap.dedent(f"""
+    import os, sys, json
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    import jax, numpy as np
+    sys.path.insert(0, {os.path.join(ROOT, "configs", "passkey")!r})
+    import infini
+    from longctx import optim, sharding, train
+    from longctx.data import sources
+    out = {{}}
+    for n in (1, 8):
+      cfg = infini.get_config("smoke")
+      cfg.unlock(); cfg.mesh.data = n; cfg.data.batch_size = 8; cfg.lock()
+      mesh = sharding.make_mesh(cfg.mesh)
+      graphdef, params, model = train.build_model(cfg)
+      tx, schedule = optim.make_optimizer(cfg.train)
+      state = train.init_state(cfg, params, model, tx)
+      step, state_sh, batch_sh = train.compile_train_step(cfg, graphdef, state, mesh, tx, schedule)
+      state = jax.device_put(state, state_sh)
+      source = sources.make_train_source(cfg)
+      losses = []
+      for i in range(3):
+        state, m = step(state, jax.device_put(source.batch(i), batch_sh))
+        losses.append(float(m["loss"]))
+      out[n] = dict(devices=len(mesh.devices.flat), losses=losses,
+                    norm=float(sum(np.sum(np.square(x)) for x in jax.tree.leaves(state["params"]))))
+    print(json.dumps(out))
+  """)
+  res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+  assert res.returncode == 0, res.stderr[-3000:]
+  out = json.loads(res.stdout.strip().splitlines()[-1])
+  assert out["8"]["devices"] == 8 and out["1"]["devices"] == 1
+  np.testing.assert_allclose(out["8"]["losses"], out["1"]["losses"], rtol=1e-5)
+  np.testing.assert_allclose(out["8"]["norm"], out["1"]["norm"], rtol=1e-5)
