@@ -29,6 +29,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
       remat_policy="nothing_saveable",  # jax.checkpoint policy around the block step
       bptt_blocks=0,             # >0: stop gradients through the memory every k blocks
       scan_unroll=1,             # lax.scan unroll factor over blocks
+      scan_group_blocks=0,       # sqrt checkpointing: 0 off, -1 auto (~sqrt(#blocks)), G blocks/group
       bswa=dict(mem_blocks=1, stop_grad=False),
       xl=dict(mem_blocks=1),
       infini=dict(update_rule="linear", gate_init=0.0, eps=1e-6),

@@ -90,8 +90,39 @@ def run_blocks(graphdef, params, memory, batch, model_cfg):
   if model_cfg.remat_policy != "none":
     step = jax.checkpoint(step, policy=_POLICIES[model_cfg.remat_policy])
   body = lambda mem, blk: step(params, mem, blk)
-  memory, outs = jax.lax.scan(body, memory, xs, unroll=model_cfg.scan_unroll)
+  group = scan_group_size(num_blocks, model_cfg.scan_group_blocks)
+  if group <= 1:
+    memory, outs = jax.lax.scan(body, memory, xs, unroll=model_cfg.scan_unroll)
+  else:
+    memory, outs = _grouped_scan(body, memory, xs, num_blocks, group, model_cfg.scan_unroll)
   return memory, {k: _from_blocks(v) for k, v in outs.items()}
+
+
+def scan_group_size(num_blocks: int, setting: int) -> int:
+  """Blocks per checkpointed group: 0 = no grouping; -1 = the largest divisor of num_blocks that is
+  <= sqrt(num_blocks); G > 0 = G, which must divide num_blocks."""
+  if setting == 0:
+    return 1
+  if setting < 0:
+    return max(g for g in range(1, int(num_blocks ** 0.5) + 1) if num_blocks % g == 0)
+  if num_blocks % setting:
+    raise ValueError(f"model.scan_group_blocks={setting} does not divide the {num_blocks} blocks "
+                     "of this sequence")
+  return setting
+
+
+def _grouped_scan(body, memory, xs, num_blocks, group, unroll):
+  """Two-level (sqrt) checkpointing: an outer scan over N/G groups whose body (an inner scan over G
+  blocks) is checkpointed. The backward pass then keeps N/G + G memory carries instead of N, for
+  one extra forward pass. Why: with BPTT the scan must keep every block's input carry, so peak
+  memory grows as (T/L) x |memory| (a BSWA cache is 2 m L d floats per layer and example)."""
+  grouped = jax.tree.map(lambda x: x.reshape((num_blocks // group, group) + x.shape[1:]), xs)
+
+  @functools.partial(jax.checkpoint, policy=jax.checkpoint_policies.nothing_saveable)
+  def group_body(mem, blocks):
+    return jax.lax.scan(body, mem, blocks, unroll=unroll)
+  memory, outs = jax.lax.scan(group_body, memory, grouped)
+  return memory, jax.tree.map(lambda x: x.reshape((num_blocks,) + x.shape[2:]), outs)
 
 
 def mean_loss(params, graphdef, memory, batch, model_cfg):
