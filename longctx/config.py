@@ -52,6 +52,7 @@ def base_config() -> ml_collections.ConfigDict:
       steps=1000, seed=0, optimizer="adamw", lr=1e-3, warmup_steps=100, min_lr_ratio=0.1,
       b1=0.9, b2=0.99, weight_decay=0.0, grad_clip=1.0, log_every=10,
       compile_only=False,         # lower + compile the train step on abstract inputs, then exit
+      time_limit_minutes=0.0,     # > 0: stop training after this wall time (per launch), save, evaluate
   ))
   cfg.checkpoint = ml_collections.ConfigDict(dict(every_steps=100, keep=2, async_save=True))
   cfg.mesh = ml_collections.ConfigDict(dict(data=-1))  # -1: all devices on the data axis

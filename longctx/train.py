@@ -149,8 +149,13 @@ def train_and_evaluate(cfg, workdir: str):
   writer = MetricWriter(workdir)
   progress = ProgressLine(cfg.train.steps, start)
   tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
+  launched = time.time()
   try:
     for step in range(start, cfg.train.steps):
+      if cfg.train.time_limit_minutes and time.time() - launched > 60 * cfg.train.time_limit_minutes:
+        logging.warning("train.time_limit_minutes=%g reached after %d steps: stopping training here.",
+                        cfg.train.time_limit_minutes, step)
+        break
       t0 = time.time()
       batch = jax.device_put(source.batch(step), batch_sh)
       state, metrics = jitted(state, batch)

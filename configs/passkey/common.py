@@ -23,7 +23,7 @@ def passkey_config(attention: str, arg: str):
     # beyond its training length. Sized for <= 30 minutes on 2 CPU cores.
     cfg.model.update(d_model=128, num_heads=4, num_layers=3, mlp_dim=512, block_len=128)
     cfg.data.update(seq_len=2048, batch_size=8, key_len=5, other_weight=0.1)
-    cfg.train.update(steps=1200, lr=2e-3, warmup_steps=100, log_every=25)
+    cfg.train.update(steps=1200, lr=2e-3, warmup_steps=100, log_every=25, time_limit_minutes=30.0)
     cfg.checkpoint.update(every_steps=250, keep=2)
     ev.update(lengths=(2048, 8192, 32768, 131072, 1048576), samples=2, key_len=5, chunk_blocks=32,
               depths=(0.0, 0.25, 0.5, 0.75, 1.0))

@@ -1,0 +1,66 @@
+"""Peak memory of evaluating ONE long passkey prompt, streamed block by block (issue bar: a 1M-token
+prompt peaks below 2 GB). Runs in its own process so the peak RSS is the evaluation's alone.
+
+  python scripts/eval_memory.py --config=configs/passkey/infini.py:cpu --length=1048576 \
+      [--workdir=runs/passkey_infini_cpu]   # trained weights if given, else a fresh init
+
+Prints one JSON line: length, seconds, tokens/s, peak RSS (MiB), token accuracy, exact match.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_config(spec: str):
+  path, _, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("cfg", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--config", required=True)
+  parser.add_argument("--length", type=int, default=1 << 20)
+  parser.add_argument("--depth", type=float, default=0.0)
+  parser.add_argument("--workdir", default="", help="restore the latest checkpoint from here")
+  args = parser.parse_args()
+
+  import jax
+  from longctx import checkpoint as ckpt_lib
+  from longctx import evaluate, optim, train
+  from longctx.data import passkey
+
+  cfg = load_config(args.config)
+  graphdef, params, model = train.build_model(cfg)
+  if args.workdir:
+    tx, _ = optim.make_optimizer(cfg.train)
+    state = train.init_state(cfg, params, model, tx)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    with ckpt_lib.Checkpointer(os.path.join(args.workdir, "checkpoints")) as ckpt:
+      state, _ = ckpt.restore(None, abstract)
+    params = state["params"]
+    del state
+  base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  streamer = evaluate.Streamer(graphdef, cfg.model, cfg.evals.passkey.chunk_blocks)
+  example = passkey.eval_example(args.length + 1, args.depth, cfg.evals.passkey.key_len, seed=7)
+  t0 = time.time()
+  (acc, exact), = evaluate.score_examples(streamer, params, [example])
+  seconds = time.time() - t0
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  print(json.dumps({"length": args.length, "depth": args.depth, "seconds": round(seconds, 1),
+                    "tokens_per_s": round(args.length / seconds), "peak_rss_mib": round(peak),
+                    "rss_before_eval_mib": round(base_rss), "token_accuracy": acc,
+                    "exact_match": exact, "attention": cfg.model.attention,
+                    "load_avg": os.getloadavg()}))
+
+
+if __name__ == "__main__":
+  main()
