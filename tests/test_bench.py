@@ -1,0 +1,62 @@
+"""scripts/bench.py end to end at the smoke preset (one short length, one repeat), plus its FLOP formula."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SCRIPT = os.path.join(_REPO, "scripts", "bench.py")
+
+
+def _load_bench():
+  spec = importlib.util.spec_from_file_location("bench_script", _SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_model_flops_formula():
+  bench = _load_bench()
+  cfg = bench.load_config("configs/bench/decoder.py:cpu")
+  model = cfg.model.copy_and_resolve_references()
+  d, f, v, layers = 256, 1024, 256, 4
+  n_mm = layers * (4 * d * d + 3 * d * f) + d * v
+  model.attention = "bswa"
+  flops = bench.model_flops_per_token(model, 8192)
+  assert flops["matmul_params"] == n_mm
+  assert flops["train"] == 6 * n_mm + 3 * 4 * (256 + 128) * d * layers
+  model.attention = "infini"
+  flops = bench.model_flops_per_token(model, 8192)
+  assert flops["train"] == 6 * n_mm + 3 * 4 * 128 * d * layers + 3 * 2 * 2 * 64 * d * layers
+  model.attention = "full"
+  assert bench.model_flops_per_token(model, 8192)["keys_seen"] == 4096
+
+
+def test_bench_smoke_writes_json(tmp_path):
+  out = tmp_path / "bench.json"
+  cmd = [sys.executable, _SCRIPT, "--config=configs/bench/decoder.py:smoke", "--attention=infini",
+         "--lengths=256", "--repeats=1", "--matmul_size=512", f"--out={out}"]
+  proc = subprocess.run(cmd, cwd=_REPO, capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  assert "### infini" in proc.stdout and "| 256 |" in proc.stdout
+
+  data = json.loads(out.read_text())
+  assert data["meta"]["cpu_count"] == os.cpu_count()
+  (r,) = data["results"]
+  assert r["status"] == "ok", r
+  assert (r["attention"], r["length"], r["batch"]) == ("infini", 256, 1)
+  for key in ("compile_s", "compile_cpu_s", "train_tokens_per_s", "fwd_tokens_per_s",
+              "rss_peak_bytes", "matmul_gflops", "train_model_gflops",
+              "fraction_of_matmul_peak", "loadavg_before", "loadavg_after"):
+    assert isinstance(r[key], (int, float, list)), key
+  assert r["train_tokens_per_s"] > 0 and r["fwd_tokens_per_s"] > 0 and r["matmul_gflops"] > 0
+  assert len(r["train_step_times_s"]) == 1
+  for key in ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes"):
+    assert r["train_memory_analysis"][key] >= 0
+  assert r["xla_train_bytes"] > 0
+  assert r["ratios"]["train_time_per_token"] == pytest.approx(1.0)
+  assert r["rss_peak_bytes"] > 50 * 2 ** 20  # a JAX process, in bytes (ru_maxrss is KiB on Linux)
