@@ -59,7 +59,8 @@ def base_config() -> ml_collections.ConfigDict:
   cfg.evals = ml_collections.ConfigDict(dict(
       run=("passkey",),
       passkey=dict(lengths=(1024,), depths=(0.0, 0.5, 1.0), samples=4, key_len=5, seed=1,
-                   template="infini", chunk_blocks=16, jsonl=""),
+                   template="infini", chunk_blocks=16, jsonl="",
+                   generate=False),  # also decode the answer greedily: generated exact match
   ))
   return cfg
 

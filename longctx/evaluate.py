@@ -5,7 +5,9 @@ compiles once for every length.
 
 Metrics per (length, depth), as Infini-attention Table 3: token-level key accuracy (teacher-forced:
 the fraction of answer tokens the model predicts as argmax given the true prefix) and exact match
-(every answer token right, still teacher-forced). Generated exact match comes with decoding.
+(every answer token right, still teacher-forced). With `evals.passkey.generate`, also generated exact
+match: the prompt is streamed, the answer's length in tokens is decoded greedily
+(longctx.models.generate) and compared with the answer.
 """
 import json
 import os
@@ -20,6 +22,7 @@ from flax import nnx
 from longctx.data import passkey
 from longctx.data.tokenizers import make_tokenizer
 from longctx.models import scan
+from longctx.models.generate import Generator
 
 EVALUATORS = ("passkey",)
 
@@ -85,8 +88,20 @@ def score_examples(streamer, params, examples):
   return out
 
 
-def passkey_grid(cfg_eval, streamer, params):
-  """Evaluates every (length, depth) of the grid with cfg_eval.samples prompts each."""
+def generated_exact_match(generator, params, examples):
+  """Greedy decoding of each answer after its prompt: 1.0 where every decoded token is right."""
+  out = []
+  for ex in examples:
+    tokens, mask = np.asarray(ex.tokens), np.asarray(ex.answer_mask)
+    answer = tokens[mask]
+    decoded = generator.generate(params, tokens[None, ~mask], len(answer))["tokens"][0]
+    out.append(float(np.array_equal(decoded, answer)))
+  return out
+
+
+def passkey_grid(cfg_eval, streamer, params, generator=None):
+  """Evaluates every (length, depth) of the grid with cfg_eval.samples prompts each; with a
+  generator, also the generated exact match."""
   rows = []
   for length in cfg_eval.lengths:
     for depth in cfg_eval.depths:
@@ -100,6 +115,10 @@ def passkey_grid(cfg_eval, streamer, params):
       em = float(np.mean([s[1] for s in scores]))
       rows.append({"length": int(length), "depth": float(depth), "token_accuracy": acc,
                    "exact_match": em, "samples": len(scores), "seconds": time.time() - t0})
+      if generator is not None:
+        rows[-1]["generated_exact_match"] = float(np.mean(
+            generated_exact_match(generator, params, examples)))
+        rows[-1]["seconds"] = time.time() - t0
       logging.info("passkey length=%d depth=%.2f token_acc=%.3f exact=%.3f (%.1fs)", length, depth,
                    acc, em, time.time() - t0)
   return rows
@@ -143,14 +162,18 @@ def heatmap(rows, path, title):
 def evaluate_passkey(cfg, graphdef, params, workdir):
   ev = cfg.evals.passkey
   streamer = Streamer(graphdef, cfg.model, ev.chunk_blocks)
+  generator = Generator(graphdef, cfg.model, ev.chunk_blocks) if ev.generate else None
   result = {"attention": cfg.model.attention}
   if ev.lengths:
-    rows = passkey_grid(ev, streamer, params)
+    rows = passkey_grid(ev, streamer, params, generator)
     result["grid"] = rows
     table = markdown_table(rows)
+    text = (f"# Passkey token accuracy (%), attention={cfg.model.attention}\n\n{table}\n\n"
+            f"Exact match, teacher-forced (%):\n\n{markdown_table(rows, 'exact_match')}\n")
+    if generator is not None:
+      text += f"\nExact match, generated (%):\n\n{markdown_table(rows, 'generated_exact_match')}\n"
     with open(os.path.join(workdir, "passkey.md"), "w") as f:
-      f.write(f"# Passkey token accuracy (%), attention={cfg.model.attention}\n\n{table}\n\n"
-              f"Exact match (%):\n\n{markdown_table(rows, 'exact_match')}\n")
+      f.write(text)
     heatmap(rows, os.path.join(workdir, "passkey.png"),
             f"passkey, {cfg.model.attention}, trained at {cfg.data.seq_len} tokens")
     logging.info("Passkey token accuracy (%%):\n%s", table)
@@ -158,8 +181,11 @@ def evaluate_passkey(cfg, graphdef, params, workdir):
     tokenizer = make_tokenizer(cfg.data.tokenizer)
     examples = passkey.load_jsonl_prompts(ev.jsonl, tokenizer)
     scores = score_examples(streamer, params, examples)
-    result["jsonl"] = [{"line": i + 1, "token_accuracy": a, "exact_match": e}
-                       for i, (a, e) in enumerate(scores)]
+    result["jsonl"] = [{"line": ex.line, "token_accuracy": a, "exact_match": e}
+                       for ex, (a, e) in zip(examples, scores)]
+    if generator is not None:
+      for row, g in zip(result["jsonl"], generated_exact_match(generator, params, examples)):
+        row["generated_exact_match"] = g
   with open(os.path.join(workdir, "passkey.json"), "w") as f:
     json.dump(result, f, indent=1)
   return result

@@ -58,6 +58,9 @@ def test_train_kill_resume_evaluate(tmp_path):
   assert {(r["length"], r["depth"]) for r in result["grid"]} == {
       (n, d) for n in (256, 512) for d in (0.0, 0.5, 1.0)}
   assert result["jsonl"][0]["line"] == 1 and 0.0 <= result["jsonl"][0]["token_accuracy"] <= 1.0
+  # The smoke preset also decodes the answers: generated exact match beside the teacher-forced one.
+  assert all(0.0 <= r["generated_exact_match"] <= 1.0 for r in result["grid"])
+  assert "generated_exact_match" in result["jsonl"][0]
   assert json.load(open(os.path.join(workdir, "config.json")))["train"]["steps"] == 400
 
 

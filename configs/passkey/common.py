@@ -17,7 +17,8 @@ def passkey_config(attention: str, arg: str):
     cfg.data.update(seq_len=256, batch_size=4, key_len=3)
     cfg.train.update(steps=20, lr=3e-3, warmup_steps=5, log_every=5)
     cfg.checkpoint.update(every_steps=10, keep=2)
-    ev.update(lengths=(256, 512), depths=(0.0, 0.5, 1.0), samples=1, key_len=3, chunk_blocks=4)
+    ev.update(lengths=(256, 512), depths=(0.0, 0.5, 1.0), samples=1, key_len=3, chunk_blocks=4,
+              generate=True)
   elif a.preset == "cpu":
     # A 3-layer d128 byte model trained on 2K-token prompts (16 blocks of 128), then evaluated far
     # beyond its training length. Sized for <= 30 minutes on 2 CPU cores.
