@@ -60,8 +60,8 @@ def train_step(state, batch, *, graphdef, model_cfg, tx, schedule):
   scored = weights > 0
   metrics = {
       "loss": loss,
-      "grad_norm": optax.global_norm(grads),
-      "param_norm": optax.global_norm(params),
+      "grad_norm": optax.tree.norm(grads),
+      "param_norm": optax.tree.norm(params),
       "lr": schedule(state["step"]),
       # Accuracy on the tokens the loss weights (the passkey answer when other_weight = 0).
       "accuracy": jnp.sum(outs["correct"] * scored) / jnp.maximum(jnp.sum(scored), 1),
