@@ -25,12 +25,34 @@ def load_config(spec: str):
   return module.get_config(arg) if arg else module.get_config()
 
 
+def apply_overrides(cfg, overrides):
+  """'a.b=value' strings onto a locked ConfigDict; the value is parsed as a Python literal when it
+  is one (numbers, booleans, tuples), else kept as a string. An unknown field fails."""
+  import ast
+  for item in overrides:
+    field, sep, text = item.partition("=")
+    if not sep:
+      raise SystemExit(f"--set {item!r}: expected FIELD=VALUE")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    *parents, leaf = field.split(".")
+    node = cfg
+    for name in parents:
+      node = node[name]
+    node[leaf] = value
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", required=True)
   parser.add_argument("--length", type=int, default=1 << 20)
   parser.add_argument("--depth", type=float, default=0.0)
   parser.add_argument("--workdir", default="", help="restore the latest checkpoint from here")
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="config override as on the main command line, e.g. "
+                           "--set data.batch_size=16 (repeatable; must match the trained run)")
   args = parser.parse_args()
 
   import jax
@@ -39,6 +61,7 @@ def main():
   from longctx.data import passkey
 
   cfg = load_config(args.config)
+  apply_overrides(cfg, args.set)
   graphdef, params, model = train.build_model(cfg)
   if args.workdir:
     tx, _ = optim.make_optimizer(cfg.train)

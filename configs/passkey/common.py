@@ -20,13 +20,18 @@ def passkey_config(attention: str, arg: str):
     ev.update(lengths=(256, 512), depths=(0.0, 0.5, 1.0), samples=1, key_len=3, chunk_blocks=4,
               generate=True)
   elif a.preset == "cpu":
-    # A 3-layer d128 byte model trained on 2K-token prompts (16 blocks of 128), then evaluated far
-    # beyond its training length. Sized for <= 30 minutes on 2 CPU cores.
+    # A 3-layer d128 byte model trained on 512-token prompts (4 blocks of 128), then evaluated far
+    # beyond its training length; <= 30 minutes on 2 CPU cores (train.time_limit_minutes).
+    # experiments/infini-attention/README.md: with 2K-token prompts, batch 8 and the loss mostly on
+    # the answer, ~400-750 steps never learned even local copying; 512 tokens x batch 16 with the
+    # loss on every token (the key's second occurrence teaches copying) learned local copying by
+    # ~650 steps but not yet retrieval from the memory: the bar needs more steps than 30 minutes.
     cfg.model.update(d_model=128, num_heads=4, num_layers=3, mlp_dim=512, block_len=128)
-    cfg.data.update(seq_len=2048, batch_size=8, key_len=5, other_weight=0.1)
-    cfg.train.update(steps=1200, lr=2e-3, warmup_steps=100, log_every=25, time_limit_minutes=30.0)
+    cfg.data.update(seq_len=512, batch_size=16, key_len=5, other_weight=1.0)
+    cfg.train.update(steps=3000, lr=3e-3, warmup_steps=100, log_every=25, time_limit_minutes=30.0)
     cfg.checkpoint.update(every_steps=250, keep=2)
-    ev.update(lengths=(2048, 8192, 32768, 131072, 1048576), samples=2, key_len=5, chunk_blocks=32,
+    # 4 prompts per cell: the keys' digits make a constant guess score ~10% per token on average.
+    ev.update(lengths=(2048, 8192, 32768, 131072, 1048576), samples=4, key_len=5, chunk_blocks=32,
               depths=(0.0, 0.25, 0.5, 0.75, 1.0))
   elif a.preset == "paper":
     # Infini 1B passkey: 2K segments, 5K fine-tuning inputs, LR 1e-4, 400 steps, batch 64, eval
