@@ -33,6 +33,10 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
       bswa=dict(mem_blocks=1, stop_grad=False),
       xl=dict(mem_blocks=1),
       infini=dict(update_rule="linear", gate_init=0.0, eps=1e-6),
+      # infinity-former (layers/infinity_former.py); defaults = official sorting code
+      infinity_former=dict(stm_blocks=1, num_basis=512, basis_widths=(0.01, 0.05),
+                           ridge_lambda=1.0, tau=0.75, num_samples=512, sticky=False,
+                           num_bins=128, min_var=1e-6, stop_grad=True),
   ))
   cfg.update(overrides)
   return cfg
@@ -120,6 +124,25 @@ def validate_model(model, field="model"):
     raise ValueError(f"{field}.infini.update_rule={model.infini.update_rule!r} is not one of {UPDATE_RULES}")
   if model.infini.eps <= 0:
     raise ValueError(f"{field}.infini.eps={model.infini.eps} must be > 0")
+  _validate_infinity_former(model.infinity_former, f"{field}.infinity_former")
+
+
+def _validate_infinity_former(c, field):
+  widths = tuple(c.basis_widths)
+  checks = (
+      ("stm_blocks", c.stm_blocks >= 1, ">= 1"),
+      ("basis_widths", len(widths) > 0 and all(w > 0 for w in widths), "a non-empty tuple of widths > 0"),
+      ("num_basis", c.num_basis > 0 and widths and c.num_basis % len(widths) == 0,
+       f"a positive multiple of len(basis_widths)={len(widths)}"),
+      ("ridge_lambda", c.ridge_lambda > 0, "> 0"),
+      ("tau", 0 < c.tau < 1, "in (0, 1)"),
+      ("num_samples", c.num_samples >= 1, ">= 1"),
+      ("num_bins", c.num_bins >= 1, ">= 1"),
+      ("min_var", c.min_var > 0, "> 0"),
+  )
+  for name, ok, what in checks:
+    if not ok:
+      raise ValueError(f"{field}.{name}={c[name]!r} must be {what}")
 
 
 def validate_seq_len(model, seq_len: int, field: str):
