@@ -123,11 +123,11 @@ def histogram_quantiles(histogram, num_samples: int):
   u = jnp.arange(1, num_samples + 1, dtype=jnp.float32) / num_samples  # [M]
 
   def one(hist):
+    hist = hist / jnp.sum(hist)
     cdf = jnp.cumsum(hist)
-    cdf = cdf / cdf[-1]
     idx = jnp.clip(jnp.searchsorted(cdf, u, side="left"), 0, k - 1)  # bin of each quantile
     below = jnp.where(idx > 0, cdf[jnp.maximum(idx - 1, 0)], 0.0)
-    frac = jnp.clip((u - below) / jnp.maximum(hist[idx] / cdf[-1], 1e-12), 0.0, 1.0)
+    frac = jnp.clip((u - below) / jnp.maximum(hist[idx], 1e-12), 0.0, 1.0)
     return (idx + frac) / k
   return jax.vmap(one)(histogram)
 
