@@ -64,6 +64,7 @@ def base_config() -> ml_collections.ConfigDict:
       run=("passkey",),
       passkey=dict(lengths=(1024,), depths=(0.0, 0.5, 1.0), samples=4, key_len=5, seed=1,
                    template="infini", chunk_blocks=16, jsonl=""),
+      sorting=dict(lengths=(1024,), samples=8, batch_size=8, seed=1, chunk_blocks=16),
   ))
   return cfg
 
@@ -169,6 +170,13 @@ def _validate_training(cfg):
     raise ValueError(f"data.task={cfg.data.task!r} is not one of {TASKS}")
   if cfg.data.batch_size <= 0:
     raise ValueError(f"data.batch_size={cfg.data.batch_size} must be positive")
+  if cfg.data.task == "sorting":
+    from longctx.data import sorting
+    if cfg.model.vocab_size < sorting.VOCAB_SIZE:
+      raise ValueError(f"model.vocab_size={cfg.model.vocab_size} is too small for data.task='sorting' "
+                       f"(needs >= {sorting.VOCAB_SIZE}: 20 symbols and the separator)")
+    if cfg.data.seq_len <= sorting.TARGET_LEN:
+      raise ValueError(f"data.seq_len={cfg.data.seq_len} must exceed {sorting.TARGET_LEN} for sorting")
   lo, hi = cfg.data.depth_range
   if not 0.0 <= lo <= hi <= 1.0:
     raise ValueError(f"data.depth_range={tuple(cfg.data.depth_range)} must satisfy 0 <= lo <= hi <= 1")
@@ -188,6 +196,19 @@ def _validate_training(cfg):
     raise ValueError(f"evals.passkey.depths={tuple(ev.depths)} must lie in [0, 1]")
   if ev.chunk_blocks <= 0 or ev.samples <= 0:
     raise ValueError("evals.passkey.chunk_blocks and evals.passkey.samples must be positive")
+  if "sorting" in cfg.evals.run:
+    _validate_sorting_eval(cfg)
+
+
+def _validate_sorting_eval(cfg):
+  ev = cfg.evals.sorting
+  for name in ("samples", "batch_size", "chunk_blocks"):
+    if ev[name] <= 0:
+      raise ValueError(f"evals.sorting.{name}={ev[name]} must be positive")
+  for n in ev.lengths:
+    if n <= 20:
+      raise ValueError(f"evals.sorting.lengths={tuple(ev.lengths)}: every length must exceed 20 "
+                       "(the sorted answer)")
 
 
 def finalize(cfg):

@@ -1,0 +1,22 @@
+"""infinity-former on the sorting task (Martins et al., arXiv 2109.00301, Sec. 4.1 / Fig. on sorting
+accuracy vs length): target, infinity-former's accuracy falls more slowly with length than
+Transformer-XL's with the same short-term memory; sticky memories at least as good as uniform.
+
+  python -m longctx.main --config=configs/sorting/infinity_former.py:cpu,length=2048 --workdir=/tmp/sort_inf
+  python -m longctx.main --config=configs/sorting/infinity_former.py:cpu --workdir=/tmp/sort_inf_sm \
+      --config.model.infinity_former.sticky=True
+
+Presets: smoke | cpu | paper (configs/sorting/common.py). Not built from the official config: the
+KL regulariser and the CNN mask over the memory vectors (see longctx/layers/infinity_former.py).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import sorting_config  # noqa: E402
+
+from longctx import config as config_lib  # noqa: E402
+
+
+def get_config(arg="cpu"):
+  return config_lib.finalize(sorting_config("infinity_former", arg))
