@@ -212,3 +212,17 @@ def test_sticky_samples_concentrate_where_attention_was():
   ref = np_histogram(np.asarray(mu), np.asarray(var), 128)
   expected = 512 * ref[int(0.2 * 128):int(0.4 * 128)].sum()
   assert abs(inside(t, 0.2, 0.4) - expected) <= 3
+
+
+def test_variance_floor_and_finite_gradient_at_the_floor():
+  """softplus(w . s) below min_var is clamped (official clamp) and the gradient stays finite."""
+  scores = jnp.asarray([[-40.0, 0.0], [3.0, 1.0]])
+  w_mu, w_var = jnp.asarray([0.1, 0.2]), jnp.asarray([1.0, 0.0])
+  mu, var = cont.density_parameters(scores, w_mu, w_var, 1e-4)
+  np.testing.assert_allclose(np.asarray(var), [1e-4, np.log1p(np.exp(3.0))], rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(mu), 1 / (1 + np.exp(-np.asarray(scores) @ [0.1, 0.2])),
+                             rtol=1e-6)
+  c, s = cont.gaussian_basis(8, (0.01, 0.05))
+  grad = jax.grad(lambda sc: jnp.sum(cont.basis_expectation(
+      *cont.density_parameters(sc, w_mu, w_var, 1e-4), c, s)))(scores)
+  assert np.all(np.isfinite(np.asarray(grad)))
