@@ -33,6 +33,10 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
       bswa=dict(mem_blocks=1, stop_grad=False),
       xl=dict(mem_blocks=1),
       infini=dict(update_rule="linear", gate_init=0.0, eps=1e-6),
+      # infinity-former (layers/infinity_former.py); defaults = official sorting code
+      infinity_former=dict(stm_blocks=1, num_basis=512, basis_widths=(0.01, 0.05),
+                           ridge_lambda=1.0, tau=0.75, num_samples=512, sticky=False,
+                           num_bins=128, min_var=1e-6, stop_grad=True),
   ))
   cfg.update(overrides)
   return cfg
@@ -61,6 +65,7 @@ def base_config() -> ml_collections.ConfigDict:
       passkey=dict(lengths=(1024,), depths=(0.0, 0.5, 1.0), samples=4, key_len=5, seed=1,
                    template="infini", chunk_blocks=16, jsonl="",
                    generate=False),  # also decode the answer greedily: generated exact match
+      sorting=dict(lengths=(1024,), samples=8, batch_size=8, seed=1, chunk_blocks=16),
   ))
   return cfg
 
@@ -121,6 +126,25 @@ def validate_model(model, field="model"):
     raise ValueError(f"{field}.infini.update_rule={model.infini.update_rule!r} is not one of {UPDATE_RULES}")
   if model.infini.eps <= 0:
     raise ValueError(f"{field}.infini.eps={model.infini.eps} must be > 0")
+  _validate_infinity_former(model.infinity_former, f"{field}.infinity_former")
+
+
+def _validate_infinity_former(c, field):
+  widths = tuple(c.basis_widths)
+  checks = (
+      ("stm_blocks", c.stm_blocks >= 1, ">= 1"),
+      ("basis_widths", len(widths) > 0 and all(w > 0 for w in widths), "a non-empty tuple of widths > 0"),
+      ("num_basis", c.num_basis > 0 and widths and c.num_basis % len(widths) == 0,
+       f"a positive multiple of len(basis_widths)={len(widths)}"),
+      ("ridge_lambda", c.ridge_lambda > 0, "> 0"),
+      ("tau", 0 < c.tau < 1, "in (0, 1)"),
+      ("num_samples", c.num_samples >= 1, ">= 1"),
+      ("num_bins", c.num_bins >= 1, ">= 1"),
+      ("min_var", c.min_var > 0, "> 0"),
+  )
+  for name, ok, what in checks:
+    if not ok:
+      raise ValueError(f"{field}.{name}={c[name]!r} must be {what}")
 
 
 def validate_seq_len(model, seq_len: int, field: str):
@@ -147,6 +171,13 @@ def _validate_training(cfg):
     raise ValueError(f"data.task={cfg.data.task!r} is not one of {TASKS}")
   if cfg.data.batch_size <= 0:
     raise ValueError(f"data.batch_size={cfg.data.batch_size} must be positive")
+  if cfg.data.task == "sorting":
+    from longctx.data import sorting
+    if cfg.model.vocab_size < sorting.VOCAB_SIZE:
+      raise ValueError(f"model.vocab_size={cfg.model.vocab_size} is too small for data.task='sorting' "
+                       f"(needs >= {sorting.VOCAB_SIZE}: 20 symbols and the separator)")
+    if cfg.data.seq_len <= sorting.TARGET_LEN:
+      raise ValueError(f"data.seq_len={cfg.data.seq_len} must exceed {sorting.TARGET_LEN} for sorting")
   lo, hi = cfg.data.depth_range
   if not 0.0 <= lo <= hi <= 1.0:
     raise ValueError(f"data.depth_range={tuple(cfg.data.depth_range)} must satisfy 0 <= lo <= hi <= 1")
@@ -166,6 +197,19 @@ def _validate_training(cfg):
     raise ValueError(f"evals.passkey.depths={tuple(ev.depths)} must lie in [0, 1]")
   if ev.chunk_blocks <= 0 or ev.samples <= 0:
     raise ValueError("evals.passkey.chunk_blocks and evals.passkey.samples must be positive")
+  if "sorting" in cfg.evals.run:
+    _validate_sorting_eval(cfg)
+
+
+def _validate_sorting_eval(cfg):
+  ev = cfg.evals.sorting
+  for name in ("samples", "batch_size", "chunk_blocks"):
+    if ev[name] <= 0:
+      raise ValueError(f"evals.sorting.{name}={ev[name]} must be positive")
+  for n in ev.lengths:
+    if n <= 20:
+      raise ValueError(f"evals.sorting.lengths={tuple(ev.lengths)}: every length must exceed 20 "
+                       "(the sorted answer)")
 
 
 def finalize(cfg):

@@ -3,9 +3,9 @@ step gives exactly the batches an uninterrupted run would have seen, and the sav
 just that step."""
 import numpy as np
 
-from longctx.data import passkey
+from longctx.data import passkey, sorting
 
-TASKS = ("passkey",)
+TASKS = ("passkey", "sorting")
 
 
 class PasskeySource:
@@ -27,7 +27,26 @@ class PasskeySource:
     return {"task": "passkey", "seed": int(self.cfg.seed), "data_step": int(step)}
 
 
+class SortingSource:
+  """infinity-former's sorting task (data/sorting.py): fresh documents of seq_len input tokens, the
+  loss on the 20 sorted symbols; every example is its own document (memory reset each step)."""
+
+  def __init__(self, data_cfg):
+    self.cfg = data_cfg
+
+  def batch(self, step: int) -> dict:
+    out = sorting.batch(np.random.default_rng([self.cfg.seed, step]), self.cfg.batch_size,
+                        self.cfg.seq_len)
+    out["reset"] = np.ones((self.cfg.batch_size,), bool)
+    return out
+
+  def position(self, step: int) -> dict:
+    return {"task": "sorting", "seed": int(self.cfg.seed), "data_step": int(step)}
+
+
 def make_train_source(cfg):
   if cfg.data.task == "passkey":
     return PasskeySource(cfg.data)
+  if cfg.data.task == "sorting":
+    return SortingSource(cfg.data)
   raise ValueError(f"data.task={cfg.data.task!r} is not one of {TASKS}")

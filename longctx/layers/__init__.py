@@ -3,10 +3,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from longctx.layers.infini import InfiniAttention
+from longctx.layers.infinity_former import InfinityFormerAttention
 from longctx.layers.local import (BlockSlidingWindowAttention, FullAttention,
                                   TransformerXLAttention)
 
-ATTENTION_NAMES = ("full", "bswa", "xl", "infini")
+ATTENTION_NAMES = ("full", "bswa", "xl", "infini", "infinity_former")
 
 
 def make_attention(model_cfg, rngs: nnx.Rngs):
@@ -25,4 +26,12 @@ def make_attention(model_cfg, rngs: nnx.Rngs):
   if name == "infini":
     return InfiniAttention(d, h, update_rule=model_cfg.infini.update_rule,
                            gate_init=model_cfg.infini.gate_init, eps=model_cfg.infini.eps, **common)
+  if name == "infinity_former":
+    c = model_cfg.infinity_former
+    return InfinityFormerAttention(d, h, block_len=model_cfg.block_len, stm_blocks=c.stm_blocks,
+                                   num_basis=c.num_basis, basis_widths=tuple(c.basis_widths),
+                                   ridge_lambda=c.ridge_lambda, tau=c.tau,
+                                   num_samples=c.num_samples, sticky=c.sticky,
+                                   num_bins=c.num_bins, min_var=c.min_var,
+                                   stop_grad=c.stop_grad, **common)
   raise ValueError(f"model.attention={name!r} is not one of {ATTENTION_NAMES}")

@@ -1,0 +1,144 @@
+"""infinity-former (Martins, Marinho, Martins; arXiv 2109.00301): a Transformer-XL short-term memory
+plus an unbounded continuous long-term memory of everything that left it (papers.md 4(a)).
+
+Per block s of L tokens, with x the layer's input (after the pre-norm):
+  STM:  Transformer-XL attention over this block (causal) and the cached keys/values of the last
+        `stm_blocks` blocks (layers/local.py, reused as is: RoPE, stop-gradient cache).
+  LTM read: continuous attention over the coefficients B [N, d] of the memory signal:
+        K = B W_K', V = B W_V' (the LTM's own projections), q = x W_Q (the STM's query projection,
+        not rotated: the continuum has no token positions), one Gaussian N(mu, sigma^2) per query and
+        head with mu = sigmoid(w_mu . s), sigma^2 = softplus(w_sigma . s), s = q K^T / sqrt(D);
+        z = V^T E[psi]; y_LTM = z W_O' (its own output projection), zero while the LTM is empty.
+  y = y_STM + y_LTM (official code: `attn_out += a_long_term`, each with its own projection).
+  LTM write (after the read): the block that leaves the STM now (its layer inputs x, kept next to
+        the STM cache for this purpose) enters the LTM. An empty LTM is fitted to it alone at
+        positions (i + 0.5) / L; a filled one is contracted: the old signal is sampled at M points,
+        squeezed into [0, tau], the L new vectors placed in (tau, 1], and B refitted (ops).
+        Sample points: i / M (uniform) or, with `sticky`, the quantiles of the histogram (K bins of
+        [0, 1]) of this block's attention densities over the LTM, so regions read often are
+        stretched over more of the new signal (sticky memories).
+Decisions (papers.md 4(e)):
+  - The LTM stores the layer-input hidden states evicted from the STM (official code), not keys or
+    values; the STM therefore also carries the inputs of its cached blocks (`stm_inputs`).
+  - Sticky sampling is deterministic: quantiles of the histogram instead of the official random
+    Categorical draw (see ops.continuous_attention.histogram_quantiles). No random key is carried.
+  - The histogram is used in the same call that computes it: reading before writing, the densities
+    of block s describe the signal that block s's write contracts, which is exactly what the
+    official code does one forward later (`attn_past`), so no histogram needs to be carried.
+  - `stop_grad` (default True, official: B_past detached, XL mems detached): no gradient through
+    the stored coefficients or inputs into earlier blocks. False back-propagates through the
+    contractions across blocks.
+  - Not built: the KL regulariser towards N(mu_0, sigma_0^2) (not from the paper; would need an
+    auxiliary loss through models/scan.py), the CNN mask over the memory vectors, the boundary
+    padding of the ridge fit over [-0.5, 1.5]. Sorting's official config uses KL and the mask.
+The memory is float32; the LTM path computes in float32 whatever the activation dtype.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from longctx.layers.base import reset_memory
+from longctx.layers.local import TransformerXLAttention
+from longctx.ops import continuous_attention as cont
+
+
+@functools.lru_cache(maxsize=None)
+def _ridge_operators(num_basis, widths, ridge_lambda, block_len, num_samples, tau):
+  """The fixed ridge operators (float32 numpy, embedded as constants): the first fit of L vectors
+  [L, N] and the contraction fit of M samples + L vectors [M + L, N]. Computed once per setting."""
+  with jax.ensure_compile_time_eval():
+    c, s = cont.gaussian_basis(num_basis, widths)
+    first = cont.ridge_operator(cont.first_fit_positions(block_len), c, s, ridge_lambda)
+    contraction = cont.ridge_operator(cont.contraction_positions(num_samples, block_len, tau), c, s,
+                                      ridge_lambda)
+    return np.asarray(first, np.float32), np.asarray(contraction, np.float32)
+
+
+class InfinityFormerAttention(nnx.Module):
+
+  def __init__(self, d_model, num_heads, *, block_len: int, stm_blocks: int, num_basis: int,
+               basis_widths, ridge_lambda: float, tau: float, num_samples: int, sticky: bool,
+               num_bins: int, min_var: float, stop_grad: bool, dtype, rope_theta, rngs: nnx.Rngs):
+    self.stm = TransformerXLAttention(d_model, num_heads, block_len=block_len, mem_blocks=stm_blocks,
+                                      dtype=dtype, rope_theta=rope_theta, rngs=rngs)
+    self.num_heads, self.head_dim, self.d_model = num_heads, d_model // num_heads, d_model
+    self.block_len, self.stm_blocks = block_len, stm_blocks
+    self.num_basis, self.basis_widths = num_basis, tuple(float(w) for w in basis_widths)
+    self.ridge_lambda, self.tau, self.num_samples = float(ridge_lambda), float(tau), num_samples
+    self.sticky, self.num_bins, self.min_var, self.stop_grad = sticky, num_bins, float(min_var), stop_grad
+    # LTM projections in float32 (the memory is float32 and small: N x d_model per example).
+    linear = lambda: nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)
+    self.ltm_key, self.ltm_value, self.ltm_out = linear(), linear(), linear()
+    init = nnx.initializers.normal(num_basis ** -0.5)
+    self.ltm_mu = nnx.Param(init(rngs.params(), (num_basis,), jnp.float32))   # w_mu [N]
+    self.ltm_var = nnx.Param(init(rngs.params(), (num_basis,), jnp.float32))  # w_sigma [N]
+
+  def basis(self):
+    return cont.gaussian_basis(self.num_basis, self.basis_widths)
+
+  def operators(self):
+    first, contraction = _ridge_operators(self.num_basis, self.basis_widths, self.ridge_lambda,
+                                          self.block_len, self.num_samples, self.tau)
+    return jnp.asarray(first), jnp.asarray(contraction)
+
+  def init_memory(self, batch: int):
+    return {
+        "stm": self.stm.init_memory(batch),  # keys/values/valid of the cached blocks
+        # [B, m*L, d_model]: layer inputs of the cached blocks, to be written to the LTM on eviction
+        "stm_inputs": jnp.zeros((batch, self.stm_blocks * self.block_len, self.d_model), jnp.float32),
+        "ltm_coeffs": jnp.zeros((batch, self.num_basis, self.d_model), jnp.float32),  # B [B, N, d]
+        "ltm_filled": jnp.zeros((batch,), bool),  # False until the first block is written
+    }
+
+  def read(self, x, coeffs):
+    """Continuous attention of the block's queries over the LTM. Returns (z [B, L, d_model] before
+    the output projection, mu [B, H, L], var [B, H, L])."""
+    b, l, _ = x.shape
+    h, d, n = self.num_heads, self.head_dim, self.num_basis
+    q = self.stm.query(x).astype(jnp.float32).reshape(b, l, h, d)
+    keys = self.ltm_key(coeffs).reshape(b, n, h, d)
+    values = self.ltm_value(coeffs).reshape(b, n, h, d)
+    c, s = self.basis()
+    z, mu, var = cont.continuous_attention(q, keys, values, self.ltm_mu[...], self.ltm_var[...], c, s,
+                                           self.min_var)
+    return z.reshape(b, l, h * d), mu, var
+
+  def write(self, coeffs, filled, evicted, evicted_valid, mu, var):
+    """Adds the evicted block [B, L, d] to the LTM where evicted_valid [B]; returns (coeffs, filled)."""
+    b = coeffs.shape[0]
+    c, s = self.basis()
+    first_op, contraction_op = self.operators()
+    if self.sticky:
+      hist = cont.density_histogram(jax.lax.stop_gradient(mu), jax.lax.stop_gradient(var),
+                                    self.num_bins)
+      sample_t = cont.histogram_quantiles(hist, self.num_samples)  # [B, M]
+    else:
+      uniform = jnp.arange(1, self.num_samples + 1, dtype=jnp.float32) / self.num_samples
+      sample_t = jnp.broadcast_to(uniform, (b, self.num_samples))
+    first = cont.ridge_fit(evicted, first_op)
+    contracted = cont.contract(coeffs, sample_t, evicted, contraction_op, c, s)
+    new = jnp.where(filled[:, None, None], contracted, first)
+    return jnp.where(evicted_valid[:, None, None], new, coeffs), filled | evicted_valid
+
+  def __call__(self, x, memory, *, positions, reset):
+    b, l, _ = x.shape
+    memory = reset_memory(memory, self.init_memory(b), reset)
+    y_stm, stm_memory = self.stm(x, memory["stm"], positions=positions, reset=reset)
+
+    coeffs, filled = memory["ltm_coeffs"], memory["ltm_filled"]
+    z, mu, var = self.read(x, coeffs)
+    y_ltm = self.ltm_out(z) * filled[:, None, None].astype(jnp.float32)
+    y = y_stm + y_ltm.astype(y_stm.dtype)
+
+    # The oldest cached block leaves the STM now (all its slots share one valid flag).
+    evicted = memory["stm_inputs"][:, :l]
+    evicted_valid = memory["stm"]["valid"][:, 0]
+    new_coeffs, new_filled = self.write(coeffs, filled, evicted, evicted_valid, mu, var)
+    new_inputs = jnp.concatenate([memory["stm_inputs"], x.astype(jnp.float32)], axis=1)[:, l:]
+    if self.stop_grad:
+      new_coeffs, new_inputs = jax.lax.stop_gradient(new_coeffs), jax.lax.stop_gradient(new_inputs)
+    return y, {"stm": stm_memory, "stm_inputs": new_inputs, "ltm_coeffs": new_coeffs,
+               "ltm_filled": new_filled}
