@@ -2,11 +2,12 @@
 import jax.numpy as jnp
 from flax import nnx
 
+from longctx.layers.fam import FeedbackAttentionMemory
 from longctx.layers.infini import InfiniAttention
 from longctx.layers.local import (BlockSlidingWindowAttention, FullAttention,
                                   TransformerXLAttention)
 
-ATTENTION_NAMES = ("full", "bswa", "xl", "infini")
+ATTENTION_NAMES = ("full", "bswa", "xl", "infini", "fam")
 
 
 def make_attention(model_cfg, rngs: nnx.Rngs):
@@ -25,4 +26,7 @@ def make_attention(model_cfg, rngs: nnx.Rngs):
   if name == "infini":
     return InfiniAttention(d, h, update_rule=model_cfg.infini.update_rule,
                            gate_init=model_cfg.infini.gate_init, eps=model_cfg.infini.eps, **common)
+  if name == "fam":
+    return FeedbackAttentionMemory(d, h, block_len=model_cfg.block_len, fam_len=model_cfg.fam.fam_len,
+                                   mem_blocks=model_cfg.fam.mem_blocks, **common)
   raise ValueError(f"model.attention={name!r} is not one of {ATTENTION_NAMES}")
