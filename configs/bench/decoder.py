@@ -7,6 +7,8 @@ Run:
 
 Argument (big_vision style, longctx.config.parse_arg): a bare word picks the preset, key=value
 pairs override, e.g. `configs/bench/decoder.py:cpu,attention=bswa,remat_policy=dots_saveable`.
+`mem_blocks` sets bswa, xl and fam alike; `fam_len` is FAM's L_F (FAM vs BSWA cost parity:
+`--attention=fam,bswa`).
   cpu    the bench shape = longctx.config.model_config defaults: 4 layers, d_model 256, 4 heads,
          SwiGLU 1024, block 256, byte vocabulary 256; lengths 4K..64K.
   smoke  a tiny model (d_model 64, 2 layers, 4 heads, SwiGLU 256, block 64) and short lengths,
@@ -26,7 +28,7 @@ _PRESETS = {
 
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, preset="cpu", attention="infini", remat_policy="nothing_saveable",
-                             mem_blocks=1, update_rule="linear", dtype="float32")
+                             mem_blocks=1, update_rule="linear", dtype="float32", fam_len=64)
   if arg.preset not in _PRESETS:
     raise ValueError(f"config argument preset={arg.preset!r} is not one of {sorted(_PRESETS)}")
   preset = _PRESETS[arg.preset]
@@ -38,6 +40,8 @@ def get_config(arg=None):
   cfg.model.dtype = arg.dtype
   cfg.model.bswa.mem_blocks = arg.mem_blocks
   cfg.model.xl.mem_blocks = arg.mem_blocks
+  cfg.model.fam.mem_blocks = arg.mem_blocks   # FAM vs BSWA at the same memory blocks (cost parity)
+  cfg.model.fam.fam_len = arg.fam_len
   cfg.model.infini.update_rule = arg.update_rule
   cfg.data.seq_len = preset["seq_len"]
 
