@@ -14,8 +14,7 @@ from longctx.layers import lora
 from longctx.models.decoder import Decoder
 
 B, L = 2, 4
-EXTRA = {"bswa": dict(bswa=dict(mem_blocks=1)), "infini": {},
-         "fam": dict(fam=dict(fam_len=2, mem_blocks=1))}
+EXTRA = {"infini": {}, "fam": dict(fam=dict(fam_len=2, mem_blocks=1))}  # fam is built on bswa
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -115,6 +114,14 @@ def test_only_lora_factors_and_the_fam_prompt_train(tiny_cfg):
   assert trained == expected
   assert any("feedback_prompt" in k for k in expected) and any("lora_a" in k for k in expected)
   assert len(expected) < len(flat_labels)
+  # Evaluation runs on the merged weights (train.merged_for_inference): same logits, no LoRA.
+  eval_cfg, eval_graphdef, eval_params = train.merged_for_inference(cfg, state["params"])
+  assert eval_cfg.model.lora.rank == 0 and cfg.model.lora.rank == 2
+  tokens = jnp.asarray(source.batch(5)["inputs"][:, :cfg.model.block_len])
+  run = lambda g, p: nnx.merge(g, p)(tokens, model.init_memory(2), positions=jnp.broadcast_to(
+      jnp.arange(tokens.shape[1]), tokens.shape), reset=jnp.ones((2,), bool))[0]
+  np.testing.assert_allclose(np.asarray(run(eval_graphdef, eval_params)),
+                             np.asarray(run(graphdef, state["params"])), atol=1e-4, rtol=1e-4)
 
 
 def test_bad_lora_config_is_named():
