@@ -6,6 +6,7 @@ user can cause raise one ValueError naming the field.
 import ml_collections
 
 from longctx.layers import ATTENTION_NAMES
+from longctx.layers.lora import LORA_TARGETS
 from longctx.ops.linear_memory import UPDATE_RULES
 
 REMAT_POLICIES = ("none", "nothing_saveable", "dots_saveable", "dots_with_no_batch_dims_saveable",
@@ -37,6 +38,11 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
       infinity_former=dict(stm_blocks=1, num_basis=512, basis_widths=(0.01, 0.05),
                            ridge_lambda=1.0, tau=0.75, num_samples=512, sticky=False,
                            num_bins=128, min_var=1e-6, stop_grad=True),
+      # TransformerFAM (Table 4 defaults): FAM length L_F, BSWA memory blocks next to the FAM.
+      fam=dict(fam_len=64, mem_blocks=3),
+      # LoRA on the attention and MLP projections (rank 0: off). With LoRA on, only the LoRA factors
+      # (and a FAM prompt) are trained; longctx.layers.lora.merge_lora folds them in for inference.
+      lora=dict(rank=0, alpha=0.0, targets=("query", "key", "value", "out", "gate", "up", "down")),
   ))
   cfg.update(overrides)
   return cfg
@@ -57,6 +63,9 @@ def base_config() -> ml_collections.ConfigDict:
       b1=0.9, b2=0.99, weight_decay=0.0, grad_clip=1.0, log_every=10,
       compile_only=False,         # lower + compile the train step on abstract inputs, then exit
       time_limit_minutes=0.0,     # > 0: stop training after this wall time (per launch), save, evaluate
+      # FAM's length-extrapolation tricks (App. B.2), off by default; randomness from state["rng"].
+      random_position_offset=False,  # RPO: per example, offset U[0, 2*pi*theta) with prob 0.5
+      state_passing_prob=0.0,     # RSP: prob. that a step starts from the last step's FAM (0.8 paper)
   ))
   cfg.checkpoint = ml_collections.ConfigDict(dict(every_steps=100, keep=2, async_save=True))
   cfg.mesh = ml_collections.ConfigDict(dict(data=-1))  # -1: all devices on the data axis
@@ -126,6 +135,16 @@ def validate_model(model, field="model"):
     raise ValueError(f"{field}.infini.update_rule={model.infini.update_rule!r} is not one of {UPDATE_RULES}")
   if model.infini.eps <= 0:
     raise ValueError(f"{field}.infini.eps={model.infini.eps} must be > 0")
+  if model.fam.fam_len < 0:
+    raise ValueError(f"{field}.fam.fam_len={model.fam.fam_len} must be >= 0")
+  if model.fam.mem_blocks < 0:
+    raise ValueError(f"{field}.fam.mem_blocks={model.fam.mem_blocks} must be >= 0")
+  if model.lora.rank < 0:
+    raise ValueError(f"{field}.lora.rank={model.lora.rank} must be >= 0 (0: no LoRA)")
+  bad = sorted(set(model.lora.targets) - set(LORA_TARGETS))
+  if bad or not model.lora.targets:
+    raise ValueError(f"{field}.lora.targets={tuple(model.lora.targets)} must be a non-empty subset "
+                     f"of {LORA_TARGETS}")
   _validate_infinity_former(model.infinity_former, f"{field}.infinity_former")
 
 
@@ -186,6 +205,11 @@ def _validate_training(cfg):
   if cfg.train.steps < 0 or cfg.train.lr <= 0 or cfg.train.log_every <= 0:
     raise ValueError("train.steps must be >= 0, train.lr and train.log_every > 0 "
                      f"(got {cfg.train.steps}, {cfg.train.lr}, {cfg.train.log_every})")
+  if not 0.0 <= cfg.train.state_passing_prob <= 1.0:
+    raise ValueError(f"train.state_passing_prob={cfg.train.state_passing_prob} must lie in [0, 1]")
+  if cfg.train.state_passing_prob > 0 and cfg.model.attention != "fam":
+    raise ValueError(f"train.state_passing_prob={cfg.train.state_passing_prob} needs "
+                     f"model.attention='fam' (got {cfg.model.attention!r}): only FAM passes state")
   if cfg.checkpoint.every_steps <= 0 or cfg.checkpoint.keep <= 0:
     raise ValueError(f"checkpoint.every_steps={cfg.checkpoint.every_steps} and "
                      f"checkpoint.keep={cfg.checkpoint.keep} must be positive")

@@ -12,8 +12,10 @@ def learning_rate_schedule(train_cfg):
       decay_steps=max(train_cfg.steps, warmup + 1), end_value=train_cfg.lr * train_cfg.min_lr_ratio)
 
 
-def make_optimizer(train_cfg):
-  """Returns (optax transformation, schedule)."""
+def make_optimizer(train_cfg, param_labels=None):
+  """Returns (optax transformation, schedule). param_labels: None (train everything) or a function
+  params -> a tree of 'train' / 'frozen' (e.g. LoRA: longctx.layers.lora.trainable_labels); frozen
+  parameters get zero updates and are left out of clipping and optimizer state."""
   schedule = learning_rate_schedule(train_cfg)
   if train_cfg.optimizer == "adamw":
     opt = optax.adamw(schedule, b1=train_cfg.b1, b2=train_cfg.b2, weight_decay=train_cfg.weight_decay)
@@ -25,4 +27,6 @@ def make_optimizer(train_cfg):
     raise ValueError(f"train.optimizer={train_cfg.optimizer!r} is not one of {OPTIMIZERS}")
   if train_cfg.grad_clip > 0:
     opt = optax.chain(optax.clip_by_global_norm(train_cfg.grad_clip), opt)
+  if param_labels is not None:
+    opt = optax.multi_transform({"train": opt, "frozen": optax.set_to_zero()}, param_labels)
   return opt, schedule

@@ -4,7 +4,7 @@ The train state is a plain pytree (dicts of arrays) so orbax, optax and jit all 
   params     the decoder's parameters as a pure dict (nnx.merge(graphdef, params) rebuilds the model)
   opt_state  optax state
   step       int32 scalar: number of optimizer updates applied
-  rng        uint32 raw key data (jax.random.key_data)
+  rng        uint32 raw key data (jax.random.key_data); split every step for RPO and RSP
   memory     the per-example memory carried across steps (reset per example by the data's `reset`)
 """
 import functools
@@ -23,6 +23,7 @@ from longctx import checkpoint as ckpt_lib
 from longctx import evaluate as eval_lib
 from longctx import optim, sharding
 from longctx.data import sources
+from longctx.layers import lora
 from longctx.models import scan
 from longctx.models.decoder import Decoder
 from longctx.writers import MetricWriter, ProgressLine
@@ -39,6 +40,17 @@ def build_model(cfg):
   return graphdef, nnx.to_pure_dict(state), model
 
 
+def merged_for_inference(cfg, params):
+  """LoRA folded into the kernels: (config with lora.rank 0, its graphdef, merged params)."""
+  merged, model_cfg = lora.merge_lora(jax.device_get(params), cfg.model)
+  eval_cfg = cfg.copy_and_resolve_references()
+  eval_cfg.unlock()
+  eval_cfg.model = model_cfg
+  eval_cfg.lock()
+  graphdef, _ = nnx.split(nnx.eval_shape(lambda: Decoder(model_cfg, nnx.Rngs(0))))
+  return eval_cfg, graphdef, merged
+
+
 def init_state(cfg, params, model, tx):
   return {
       "params": params,
@@ -49,11 +61,38 @@ def init_state(cfg, params, model, tx):
   }
 
 
-def train_step(state, batch, *, graphdef, model_cfg, tx, schedule):
-  """One optimizer update. Returns (new state, metrics); the state is donated by the caller."""
+def make_optimizer(cfg):
+  """The optimizer from cfg.train; with LoRA on, only the LoRA factors (and a FAM prompt) train."""
+  return optim.make_optimizer(cfg.train, lora.trainable_labels if cfg.model.lora.rank else None)
+
+
+def random_position_offset(rng, batch: int, theta: float) -> jax.Array:
+  """RPO (FAM App. B.2): per example an offset U[0, 2*pi*theta) (RoPE's longest wavelength), zero
+  with probability 1/2. Decision: floored to an integer so positions stay integer token indices."""
+  wave, coin = jax.random.split(rng)
+  offset = jax.random.uniform(wave, (batch,), maxval=2 * jnp.pi * theta)
+  offset = offset * jnp.round(jax.random.uniform(coin, (batch,)))
+  return jnp.floor(offset).astype(jnp.int32)
+
+
+def train_step(state, batch, *, graphdef, model_cfg, tx, schedule, train_cfg=None):
+  """One optimizer update. Returns (new state, metrics); the state is donated by the caller.
+
+  FAM's training tricks (train_cfg, off by default) draw from state["rng"]: RPO shifts every
+  position of an example by a random offset; RSP (probability p, from step 1 on) starts this step
+  from batch element 0's final FAM of the previous step (stop-gradient: the memory in the state)."""
+  rng = jax.random.wrap_key_data(state["rng"])
+  rng, offset_rng, pass_rng = jax.random.split(rng, 3)
+  memory = state["memory"]
+  if train_cfg is not None and train_cfg.random_position_offset:
+    batch = scan.complete_batch(batch)
+    offset = random_position_offset(offset_rng, batch["inputs"].shape[0], model_cfg.rope_theta)
+    batch = dict(batch, positions=batch["positions"] + offset[:, None])
+  if train_cfg is not None and train_cfg.state_passing_prob > 0:
+    take = (jax.random.uniform(pass_rng) < train_cfg.state_passing_prob) & (state["step"] > 0)
+    memory = nnx.merge(graphdef, state["params"]).pass_state(memory, take)
   grad_fn = jax.value_and_grad(scan.mean_loss, has_aux=True)
-  (loss, (memory, outs)), grads = grad_fn(state["params"], graphdef, state["memory"], batch,
-                                          model_cfg)
+  (loss, (memory, outs)), grads = grad_fn(state["params"], graphdef, memory, batch, model_cfg)
   updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
   weights = batch["weights"]
@@ -67,14 +106,14 @@ def train_step(state, batch, *, graphdef, model_cfg, tx, schedule):
       "accuracy": jnp.sum(outs["correct"] * scored) / jnp.maximum(jnp.sum(scored), 1),
   }
   new_state = dict(state, params=params, opt_state=opt_state, step=state["step"] + 1,
-                   memory=jax.lax.stop_gradient(memory))
+                   memory=jax.lax.stop_gradient(memory), rng=jax.random.key_data(rng))
   return new_state, metrics
 
 
 def compile_train_step(cfg, graphdef, state, mesh, tx, schedule):
   """jit with explicit shardings and donated state; returns (jitted step, compiled, lowered batch)."""
   step_fn = functools.partial(train_step, graphdef=graphdef, model_cfg=cfg.model, tx=tx,
-                              schedule=schedule)
+                              schedule=schedule, train_cfg=cfg.train)
   state_sh = sharding.state_shardings(state, mesh)
   batch_sh = sharding.batch_sharded(mesh)
   jitted = jax.jit(step_fn, in_shardings=(state_sh, batch_sh),
@@ -98,7 +137,7 @@ def _check_finite(step, metrics):
 def compile_only(cfg, mesh):
   """Lowers and compiles the train step on abstract state and batch: nothing is allocated, so a
   paper-scale config can be checked on a small machine. Returns XLA's memory analysis."""
-  tx, schedule = optim.make_optimizer(cfg.train)
+  tx, schedule = make_optimizer(cfg)
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: Decoder(cfg.model, nnx.Rngs(0))))
 
   def make_state():
@@ -129,7 +168,7 @@ def train_and_evaluate(cfg, workdir: str):
   if cfg.train.compile_only:
     return compile_only(cfg, mesh)
   graphdef, params, model = build_model(cfg)
-  tx, schedule = optim.make_optimizer(cfg.train)
+  tx, schedule = make_optimizer(cfg)
   state = init_state(cfg, params, model, tx)
   jitted, state_sh, batch_sh = compile_train_step(cfg, graphdef, state, mesh, tx, schedule)
   source = sources.make_train_source(cfg)
@@ -179,5 +218,8 @@ def train_and_evaluate(cfg, workdir: str):
     checkpointer.wait()
     writer.close()
   checkpointer.close()
-  results = eval_lib.run_evaluators(cfg, graphdef, state["params"], workdir)
+  eval_cfg, eval_graphdef, eval_params = cfg, graphdef, state["params"]
+  if cfg.model.lora.rank:  # inference on the merged weights (same logits, plain projections)
+    eval_cfg, eval_graphdef, eval_params = merged_for_inference(cfg, state["params"])
+  results = eval_lib.run_evaluators(eval_cfg, eval_graphdef, eval_params, workdir)
   return {"final_step": end, "params": jax.device_get(state["params"]), "evals": results}

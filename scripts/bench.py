@@ -182,6 +182,12 @@ def model_flops_per_token(model_cfg, seq_len: int) -> dict:
     keys_seen = model_cfg.xl.mem_blocks * block + block / 2
   elif name == "infini":
     keys_seen = block / 2
+  elif name == "fam":
+    # Block queries: m blocks + the F FAM rows + half the block; the F FAM queries of a block see
+    # F + L keys each, spread over the block's L tokens.
+    fam_len = model_cfg.fam.fam_len
+    keys_seen = (model_cfg.fam.mem_blocks * block + fam_len + block / 2
+                 + fam_len * (fam_len + block) / block)
   else:
     raise ValueError(name)
   attn_fwd = layers * 4 * keys_seen * d
@@ -189,6 +195,9 @@ def model_flops_per_token(model_cfg, seq_len: int) -> dict:
   if name == "infini":
     passes = 3 if model_cfg.infini.update_rule == "linear_delta" else 2
     mem_fwd = layers * passes * 2 * head_dim * d
+  if name == "fam":  # the F FAM rows through every layer's projections and MLP, per block token
+    # (the prompt's pass up the stack, F rows per block unbatched, is not counted)
+    mem_fwd = 2 * layers * (4 * d * d + 3 * d * f) * model_cfg.fam.fam_len / block
   return dict(matmul_params=n_mm, keys_seen=keys_seen, attn_fwd=attn_fwd, mem_fwd=mem_fwd,
               forward=2 * n_mm + attn_fwd + mem_fwd, train=6 * n_mm + 3 * attn_fwd + 3 * mem_fwd)
 

@@ -33,6 +33,11 @@ def test_model_flops_formula():
   assert flops["train"] == 6 * n_mm + 3 * 4 * 128 * d * layers + 3 * 2 * 2 * 64 * d * layers
   model.attention = "full"
   assert bench.model_flops_per_token(model, 8192)["keys_seen"] == 4096
+  model.attention = "fam"  # F = 64 rows, m = 1: block queries see 256 + 64 + 128 keys
+  model.fam.update(fam_len=64, mem_blocks=1)
+  flops = bench.model_flops_per_token(model, 8192)
+  assert flops["keys_seen"] == 256 + 64 + 128 + 64 * (64 + 256) / 256
+  assert flops["mem_fwd"] == 2 * layers * (4 * d * d + 3 * d * f) * 64 / 256
 
 
 def test_bench_smoke_writes_json(tmp_path):

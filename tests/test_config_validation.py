@@ -35,6 +35,9 @@ def _bad(**changes):
     ({"model.d_model": 12, "model.num_heads": 4}, "model.d_model"),  # head dim 3 is odd (RoPE)
     ({"model.infini.update_rule": "hebbian"}, "model.infini.update_rule"),
     ({"model.remat_policy": "sometimes"}, "model.remat_policy"),
+    ({"model.fam.fam_len": -1}, "model.fam.fam_len"),
+    ({"model.fam.mem_blocks": -2}, "model.fam.mem_blocks"),
+    ({"train.state_passing_prob": 1.5}, "train.state_passing_prob"),
 ])
 def test_bad_field_is_named_when_built(changes, field):
   cfg = _bad(**changes)

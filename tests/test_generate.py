@@ -28,7 +28,8 @@ def _teacher_forced_logits(model, tokens, block_len):
 
 @pytest.mark.parametrize("attention,extra", [
     ("bswa", dict(bswa=dict(mem_blocks=1))), ("xl", {}), ("infini", {}),
-    ("infini", dict(infini=dict(update_rule="linear_delta"))), ("full", {})])
+    ("infini", dict(infini=dict(update_rule="linear_delta"))), ("full", {}),
+    ("fam", dict(fam=dict(fam_len=2, mem_blocks=1)))])
 @pytest.mark.parametrize("prompt_len", [6, 8])  # open block partly filled / prompt ends on a boundary
 def test_decoding_matches_teacher_forced(tiny_cfg, attention, extra, prompt_len):
   cfg = tiny_cfg(attention=attention, num_layers=2, **extra)

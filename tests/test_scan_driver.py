@@ -24,6 +24,7 @@ VARIANTS = {  # name -> model config overrides
     "bswa": dict(attention="bswa", bswa=dict(mem_blocks=2)),
     "xl": dict(attention="xl"),
     "full": dict(attention="full"),
+    "fam": dict(attention="fam", fam=dict(fam_len=2, mem_blocks=1)),
 }
 
 

@@ -2,12 +2,13 @@
 import jax.numpy as jnp
 from flax import nnx
 
+from longctx.layers.fam import FeedbackAttentionMemory
 from longctx.layers.infini import InfiniAttention
 from longctx.layers.infinity_former import InfinityFormerAttention
 from longctx.layers.local import (BlockSlidingWindowAttention, FullAttention,
                                   TransformerXLAttention)
 
-ATTENTION_NAMES = ("full", "bswa", "xl", "infini", "infinity_former")
+ATTENTION_NAMES = ("full", "bswa", "xl", "infini", "fam", "infinity_former")
 
 
 def make_attention(model_cfg, rngs: nnx.Rngs):
@@ -26,6 +27,9 @@ def make_attention(model_cfg, rngs: nnx.Rngs):
   if name == "infini":
     return InfiniAttention(d, h, update_rule=model_cfg.infini.update_rule,
                            gate_init=model_cfg.infini.gate_init, eps=model_cfg.infini.eps, **common)
+  if name == "fam":
+    return FeedbackAttentionMemory(d, h, block_len=model_cfg.block_len, fam_len=model_cfg.fam.fam_len,
+                                   mem_blocks=model_cfg.fam.mem_blocks, **common)
   if name == "infinity_former":
     c = model_cfg.infinity_former
     return InfinityFormerAttention(d, h, block_len=model_cfg.block_len, stm_blocks=c.stm_blocks,

@@ -7,6 +7,12 @@ where x is one block [B, L, d_model], positions [B, L] absolute token positions 
 across blocks), and reset [B] bool marks examples whose memory must be cleared before this block
 (start of a new document). Memory is never a mutable variable: it goes in and comes out, so the
 decoder can carry it through jax.lax.scan.
+
+Optional hook (FAM, longctx/layers/fam.py): a layer with `feedback_rows = R > 0` also processes R
+rows of its own with the block; x is then [B, R + L, d_model] and the decoder layer calls its
+`feedback_input(prompt, memory, reset)`, `store_feedback(memory, rows)` and `prompt_attention(p)`
+(see longctx.models.decoder.DecoderLayer). `pass_state(memory, take)` is optional too (FAM's random
+state passing across training steps).
 """
 import jax
 import jax.numpy as jnp

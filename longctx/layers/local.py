@@ -49,6 +49,10 @@ class BlockSlidingWindowAttention(QKVAttention):
     self.stop_grad = stop_grad
 
   def init_memory(self, batch: int):
+    return self.init_cache(batch)
+
+  def init_cache(self, batch: int):
+    """The ring buffer of the last m blocks' keys/values ({} when m = 0)."""
     if self.mem_blocks == 0:
       return {}
     slots = self.mem_blocks * self.block_len
@@ -59,6 +63,26 @@ class BlockSlidingWindowAttention(QKVAttention):
         "valid": jnp.zeros((batch, slots), bool),  # False for slots not yet written
     }
 
+  def read_cache(self, memory, reset):
+    """The cache entries of `memory` after the per-example reset ({} when m = 0). Subclasses (FAM)
+    keep more entries in their memory; only the cache's are read here."""
+    if self.mem_blocks == 0:
+      return {}
+    cache = {name: memory[name] for name in ("keys", "values", "valid")}
+    return reset_memory(cache, self.init_cache(reset.shape[0]), reset)
+
+  def write_cache(self, cache, k, v):
+    """Ring buffer as a shift: drop the oldest block, append this one (k, v [B, L, H, D])."""
+    if self.mem_blocks == 0:
+      return {}
+    b, l = k.shape[:2]
+    new_k = jnp.concatenate([cache["keys"], k.astype(jnp.float32)], axis=1)[:, l:]
+    new_v = jnp.concatenate([cache["values"], v.astype(jnp.float32)], axis=1)[:, l:]
+    new_valid = jnp.concatenate([cache["valid"], jnp.ones((b, l), bool)], axis=1)[:, l:]
+    if self.stop_grad:
+      new_k, new_v = jax.lax.stop_gradient(new_k), jax.lax.stop_gradient(new_v)
+    return {"keys": new_k, "values": new_v, "valid": new_valid}
+
   def __call__(self, x, memory, *, positions, reset):
     b, l, _ = x.shape
     q, k, v = self.project(x)
@@ -68,22 +92,15 @@ class BlockSlidingWindowAttention(QKVAttention):
     if self.mem_blocks == 0:
       return self.merge_heads(attn_ops.dot_product_attention(q, k, v, causal)), memory
 
-    memory = reset_memory(memory, self.init_memory(b), reset)
-    cached_k = memory["keys"].astype(k.dtype)
-    cached_v = memory["values"].astype(v.dtype)
+    cache = self.read_cache(memory, reset)
+    cached_k = cache["keys"].astype(k.dtype)
+    cached_v = cache["values"].astype(v.dtype)
     keys = jnp.concatenate([cached_k, k], axis=1)    # [B, m*L + L, H, D]
     values = jnp.concatenate([cached_v, v], axis=1)
-    cache_mask = jnp.broadcast_to(memory["valid"][:, None, None, :], (b, 1, l, cached_k.shape[1]))
+    cache_mask = jnp.broadcast_to(cache["valid"][:, None, None, :], (b, 1, l, cached_k.shape[1]))
     mask = jnp.concatenate([cache_mask, jnp.broadcast_to(causal, (b, 1, l, l))], axis=-1)
     y = self.merge_heads(attn_ops.dot_product_attention(q, keys, values, mask))
-
-    # Ring buffer as a shift: drop the oldest block, append this one.
-    new_k = jnp.concatenate([memory["keys"], k.astype(jnp.float32)], axis=1)[:, l:]
-    new_v = jnp.concatenate([memory["values"], v.astype(jnp.float32)], axis=1)[:, l:]
-    new_valid = jnp.concatenate([memory["valid"], jnp.ones((b, l), bool)], axis=1)[:, l:]
-    if self.stop_grad:
-      new_k, new_v = jax.lax.stop_gradient(new_k), jax.lax.stop_gradient(new_v)
-    return y, {"keys": new_k, "values": new_v, "valid": new_valid}
+    return y, self.write_cache(cache, k, v)
 
 
 class TransformerXLAttention(BlockSlidingWindowAttention):

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from longctx.layers import make_attention
+from longctx.layers.lora import add_lora
 
 
 class SwiGLU(nnx.Module):
@@ -29,11 +30,30 @@ class DecoderLayer(nnx.Module):
     self.mlp_norm = nnx.RMSNorm(model_cfg.d_model, dtype=dtype, rngs=rngs)
     self.mlp = SwiGLU(model_cfg.d_model, model_cfg.mlp_dim, dtype=dtype, rngs=rngs)
 
-  def __call__(self, x, memory, *, positions, reset):
-    a, memory = self.attention(self.attn_norm(x), memory, positions=positions, reset=reset)
-    x = x + a.astype(x.dtype)
-    x = x + self.mlp(self.mlp_norm(x)).astype(x.dtype)
-    return x, memory
+  def feed_forward(self, x):
+    return x + self.mlp(self.mlp_norm(x)).astype(x.dtype)
+
+  def __call__(self, x, memory, *, positions, reset, prompt=None):
+    """x [B, L, d_model] -> (x, memory).
+
+    Hook for attention layers with `feedback_rows` R > 0 (FAM): the layer also processes R rows of
+    its own (its previous FAM, or `prompt` [1, R, d_model] on a reset example, chosen by
+    `attention.feedback_input`) in the SAME attention call and the same feed-forward as the block;
+    the R output rows go back to the attention's memory (`attention.store_feedback`).
+    """
+    rows = getattr(self.attention, "feedback_rows", 0)
+    if not rows:
+      a, memory = self.attention(self.attn_norm(x), memory, positions=positions, reset=reset)
+      return self.feed_forward(x + a.astype(x.dtype)), memory
+    fam, residual = self.attention.feedback_input(prompt, memory, reset)
+    h = jnp.concatenate([fam.astype(x.dtype), x], axis=1)   # [B, R + L, d_model]
+    a, memory = self.attention(self.attn_norm(h), memory, positions=positions, reset=reset)
+    h = self.feed_forward(jnp.concatenate([residual.astype(x.dtype), x], axis=1) + a.astype(x.dtype))
+    return h[:, rows:], self.attention.store_feedback(memory, h[:, :rows])
+
+  def propagate_prompt(self, prompt):
+    """The feedback prompt through this layer alone (its rows attend only to each other)."""
+    return self.feed_forward(prompt + self.attention.prompt_attention(self.attn_norm(prompt)))
 
 
 class Decoder(nnx.Module):
@@ -51,6 +71,14 @@ class Decoder(nnx.Module):
     if not model_cfg.tie_embeddings:
       self.lm_head = nnx.Linear(model_cfg.d_model, model_cfg.vocab_size, use_bias=False,
                                 dtype=self.dtype, rngs=rngs)
+    # FAM's initial memory by prompt tuning: R learned embeddings propagated up the stack (created
+    # last, so the other parameters equal those of the same config without feedback rows).
+    self.feedback_rows = getattr(self.layers[0].attention, "feedback_rows", 0)
+    if self.feedback_rows:
+      init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)  # nnx.Embed's
+      self.feedback_prompt = nnx.Param(init(rngs.params(), (self.feedback_rows, model_cfg.d_model)))
+    if model_cfg.lora.rank:  # last again: the base parameters do not depend on LoRA
+      add_lora(self.layers, model_cfg.lora.rank, model_cfg.lora.alpha, model_cfg.lora.targets, rngs)
 
   def block_len_for(self, seq_len: int) -> int:
     """`full` attention has no block recurrence: the whole sequence is one block."""
@@ -59,13 +87,22 @@ class Decoder(nnx.Module):
   def init_memory(self, batch: int):
     return tuple(layer.attention.init_memory(batch) for layer in self.layers)
 
+  def pass_state(self, memory, take):
+    """Random state passing across training steps (FAM App. B.2): each layer whose attention has
+    `pass_state` hands batch element 0's state to every example's next reset where `take`."""
+    return tuple(layer.attention.pass_state(mem, take) if hasattr(layer.attention, "pass_state")
+                 else mem for layer, mem in zip(self.layers, memory))
+
   def __call__(self, tokens, memory, *, positions, reset):
     """tokens, positions [B, L]; reset [B] -> (logits [B, L, V] float32, new memory)."""
     x = self.embed(tokens).astype(self.dtype)
+    prompt = self.feedback_prompt[...][None].astype(self.dtype) if self.feedback_rows else None
     new_memory = []
-    for layer, mem in zip(self.layers, memory):
-      x, mem = layer(x, mem, positions=positions, reset=reset)
+    for i, (layer, mem) in enumerate(zip(self.layers, memory)):
+      x, mem = layer(x, mem, positions=positions, reset=reset, prompt=prompt)
       new_memory.append(mem)
+      if prompt is not None and i + 1 < len(self.layers):
+        prompt = layer.propagate_prompt(prompt)
     x = self.final_norm(x)
     if self.tie_embeddings:
       logits = self.embed.attend(x)

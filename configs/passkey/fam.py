@@ -1,0 +1,50 @@
+"""TransformerFAM on the passkey task (arXiv 2404.09173, Fig. 3a: FAM solves passkey far beyond its
+window where BSWA with 1-2 memory blocks fails; papers.md 1(c)).
+
+  python -m longctx.main --config=configs/passkey/fam.py:cpu --workdir=/tmp/passkey_fam
+
+Presets: smoke | cpu | paper. FAM options: --config.model.fam.fam_len=64 (L_F),
+--config.model.fam.mem_blocks=3 (BSWA blocks next to the FAM), tricks --config.train.random_position_offset
+and --config.train.state_passing_prob=0.8, LoRA --config.model.lora.rank=64.
+The BSWA side of Fig. 3a (M0..M4): configs/passkey/bswa.py with --config.model.bswa.mem_blocks=N.
+
+- cpu: the common 3-layer d128 byte model, block 128, L_F 16 and NO cached blocks (Fig. 3a's FAM
+  runs with 0 memory segments), RPO + RSP 0.8 on, trained from scratch (no LoRA: there is no
+  pretrained model to adapt); evaluated on the common grid (lengths to 1M, depths 0..1).
+- paper: Flan-PaLM 1B's shape (18 layers, d 1536, 12 heads, FF x8; papers.md 1(b)) with the byte
+  vocabulary, Table 4's FAM defaults (block 1024, L_F 64, 3 memory blocks, RSP 0.8) plus RPO, LoRA
+  rank 64 on attention + FF, Adafactor (b1 0.9, b2 0.99), constant LR 1e-4, batch 128, 5k passkey
+  fine-tuning steps on FAM's prompt (key right after the prefix, depth 0) of 8K tokens (the paper's
+  filler is 2K-18K; one fixed length here), evaluated with FAM's template up to 256K tokens.
+  Build/compile only here (--config.train.compile_only=True); fine-tuning needs a pretrained
+  checkpoint, which longctx does not load yet.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import passkey_config  # noqa: E402
+
+from longctx import config as config_lib  # noqa: E402
+
+
+def get_config(arg="cpu"):
+  preset = config_lib.parse_arg(arg, preset="cpu").preset
+  cfg = passkey_config("fam", arg)
+  if preset == "smoke":
+    cfg.model.fam.update(fam_len=4, mem_blocks=1)
+    cfg.train.update(random_position_offset=True, state_passing_prob=0.8)
+  elif preset == "cpu":
+    cfg.model.fam.update(fam_len=16, mem_blocks=0)
+    cfg.train.update(random_position_offset=True, state_passing_prob=0.8)
+  elif preset == "paper":
+    cfg.model.update(d_model=1536, num_heads=12, num_layers=18, mlp_dim=12288, block_len=1024,
+                     dtype="bfloat16")
+    cfg.model.fam.update(fam_len=64, mem_blocks=3)
+    cfg.model.lora.update(rank=64)
+    cfg.data.update(seq_len=8192, batch_size=128, key_len=5, depth_range=(0.0, 0.0))
+    cfg.train.update(steps=5000, lr=1e-4, warmup_steps=0, min_lr_ratio=1.0, optimizer="adafactor",
+                     b1=0.9, b2=0.99, random_position_offset=True, state_passing_prob=0.8)
+    cfg.evals.passkey.update(lengths=(8192, 32768, 65536, 131072, 262144), depths=(0.0,),
+                             template="fam", samples=20, chunk_blocks=8)
+  return config_lib.finalize(cfg)
