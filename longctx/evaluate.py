@@ -24,7 +24,7 @@ from longctx.data.tokenizers import make_tokenizer
 from longctx.models import scan
 from longctx.models.generate import Generator
 
-EVALUATORS = ("passkey",)
+EVALUATORS = ("passkey", "lm", "booksum")  # lm, booksum: longctx/evaluate_text.py
 
 
 class Streamer:
@@ -196,6 +196,10 @@ def run_evaluators(cfg, graphdef, params, workdir):
   for name in cfg.evals.run:
     if name == "passkey":
       results[name] = evaluate_passkey(cfg, graphdef, params, workdir)
+    elif name in ("lm", "booksum"):
+      from longctx import evaluate_text
+      fn = evaluate_text.evaluate_lm if name == "lm" else evaluate_text.evaluate_booksum
+      results[name] = fn(cfg, graphdef, params, workdir)
     else:
       raise ValueError(f"evals.run names {name!r}, not one of {EVALUATORS}")
   return results
