@@ -17,8 +17,9 @@ Example layout (tokens):   document | SEPARATOR | summary | EOS
 - Training length (Infini fine-tunes at 32K input, evaluates at 500K): an example is exactly
   seq_len + 1 tokens. A document longer than its room keeps its FIRST tokens (the cut is
   documented here and counted in `training_example(...).truncated`); the target is never cut unless
-  it alone leaves less than `min_prompt_tokens` of document, in which case it is cut to leave that
-  much (counted too). Short examples are padded at the end with weight 0.
+  it alone leaves less than `min_prompt_tokens` (default a quarter of the example, and at least the
+  separator plus one document token) for the prompt, in which case it is cut to leave that much
+  (counted too). Short examples are padded at the end with weight 0.
 - Order: examples in a permutation per epoch, rng([seed, epoch]); a batch is a pure function of the
   step (each example is its own document: reset is True for every slot every step).
 """
@@ -81,11 +82,12 @@ def training_example(tokenizer, document, summary, seq_len: int, *, prompt_weigh
                      name="example") -> SummaryExample:
   """One example of exactly seq_len + 1 tokens (see the module docstring for the cuts)."""
   total = seq_len + 1
-  min_prompt = max(1, min_prompt_tokens or total // 4)
   sep = np.asarray(tokenizer.encode(SEPARATOR), np.int32)
+  # The prompt (document + separator) keeps at least min_prompt tokens, one of them document.
+  min_prompt = max(len(sep) + 1, min_prompt_tokens or total // 4)
   doc = prompt_tokens(tokenizer, document, f"{name} document")[:-len(sep)]
   target = target_tokens(tokenizer, summary, f"{name} summary")
-  if len(sep) + min_prompt >= total:
+  if min_prompt + 1 > total:
     raise ValueError(f"seq_len={seq_len} is too short for a summarisation example")
   truncated = False
   if len(target) > total - min_prompt:
