@@ -2,7 +2,6 @@
 and the evaluator's decoding at temperature 0 is deterministic."""
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -95,8 +94,11 @@ def test_booksum_evaluator_decodes_deterministically_at_temperature_zero(tmp_pat
     for i in range(3):
       f.write(json.dumps({"document": f"A long story number {i}. " * 8,
                           "summary": f"Story {i}."}) + "\n")
-  sys.path.insert(0, os.path.join(ROOT, "configs", "booksum"))
-  import infini as booksum_config
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "booksum_infini_config", os.path.join(ROOT, "configs", "booksum", "infini.py"))
+  booksum_config = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(booksum_config)
   cfg = booksum_config.get_config(f"smoke,path={path}")
   graphdef, params, _ = train.build_model(cfg)
   a = evaluate_text.evaluate_booksum(cfg, graphdef, params, str(tmp_path))

@@ -9,8 +9,9 @@ Presets: smoke | cpu | paper (configs/pg19/common.py).
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from common import text_config  # noqa: E402
+# configs/ on the path and the package-qualified name: every task folder has its own common.py.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from pg19.common import text_config  # noqa: E402
 
 from longctx import config as config_lib  # noqa: E402
 

@@ -35,7 +35,7 @@ def text_config(attention: str, arg: str, **model_overrides):
     cfg.model.update(d_model=128, num_heads=4, num_layers=2, mlp_dim=512, block_len=128,
                      remat_policy="none")
     cfg.data.update(seq_len=1024, batch_size=8)
-    cfg.train.update(steps=400, lr=2e-3, warmup_steps=40, log_every=25, time_limit_minutes=8.0)
+    cfg.train.update(steps=400, lr=2e-3, warmup_steps=40, log_every=25, time_limit_minutes=25.0)
     cfg.checkpoint.update(every_steps=200, keep=1)
     cfg.evals.lm.update(max_tokens=32768, chunk_blocks=32)
   elif a.preset == "paper":
