@@ -57,6 +57,15 @@ def base_config() -> ml_collections.ConfigDict:
       key_len=5,                  # digits of the pass key
       depth_range=(0.0, 1.0),     # training key depths, uniform
       other_weight=0.0,           # loss weight of the non-answer tokens
+      # text / booksum tasks (longctx/data/sources.py):
+      source="local",             # text: 'pg19' | 'local'; booksum: 'booksum' | 'local'
+      path="",                    # local: a folder of .txt files (text) or a JSONL file (booksum)
+      split="train",              # tfds split (pg19: train/validation/test)
+      tfds_data_dir="",           # where `tfds build ... --file_format=array_record` wrote the data
+      tokenizer_path="",          # data.tokenizer='sentencepiece': the .model file
+      shuffle=True,               # reshuffle documents every epoch (seeded by data.seed)
+      booksum_config="book",      # tfds booksum config: 'book' | 'chapter'
+      booksum_prompt_weight=0.0,  # loss weight of the prompt (document) tokens; the summary has 1
   ))
   cfg.train = ml_collections.ConfigDict(dict(
       steps=1000, seed=0, optimizer="adamw", lr=1e-3, warmup_steps=100, min_lr_ratio=0.1,
@@ -75,6 +84,13 @@ def base_config() -> ml_collections.ConfigDict:
                    template="infini", chunk_blocks=16, jsonl="",
                    generate=False),  # also decode the answer greedily: generated exact match
       sorting=dict(lengths=(1024,), samples=8, batch_size=8, seed=1, chunk_blocks=16),
+      # Held-out language modelling: bits per byte and token perplexity (longctx/evaluate_text.py).
+      # source/path/split '' take data.source / data.path / 'validation'.
+      lm=dict(source="", path="", split="", max_docs=0, max_tokens=0, chunk_blocks=16),
+      # BookSum: decode a summary per document, ROUGE-1/2/L and their geometric mean. Infini Table 4:
+      # 500K-token inputs, temperature 0.5, top-p 0.95, 1024 decoding steps.
+      booksum=dict(source="", path="", split="test", max_examples=0, max_input_tokens=0,
+                   max_new_tokens=1024, temperature=0.5, top_p=0.95, seed=0, chunk_blocks=16),
   ))
   return cfg
 
@@ -216,6 +232,7 @@ def _validate_training(cfg):
   for name in cfg.evals.run:
     if name not in EVALUATORS:
       raise ValueError(f"evals.run names {name!r}, not one of {EVALUATORS}")
+  _validate_text_data(cfg)
   ev = cfg.evals.passkey
   if any(not 0.0 <= d <= 1.0 for d in ev.depths):
     raise ValueError(f"evals.passkey.depths={tuple(ev.depths)} must lie in [0, 1]")
@@ -234,6 +251,35 @@ def _validate_sorting_eval(cfg):
     if n <= 20:
       raise ValueError(f"evals.sorting.lengths={tuple(ev.lengths)}: every length must exceed 20 "
                        "(the sorted answer)")
+
+
+def _validate_text_data(cfg):
+  from longctx.data.sources import BOOKSUM_SOURCES, TEXT_SOURCES
+  from longctx.data.tokenizers import TOKENIZER_NAMES
+  data = cfg.data
+  if data.tokenizer not in TOKENIZER_NAMES:
+    raise ValueError(f"data.tokenizer={data.tokenizer!r} is not one of {TOKENIZER_NAMES}")
+  if data.tokenizer == "sentencepiece" and not data.tokenizer_path:
+    raise ValueError("data.tokenizer_path is empty: data.tokenizer='sentencepiece' needs a .model "
+                     "file (scripts/train_tokenizer.py trains one)")
+  allowed = {"text": TEXT_SOURCES, "booksum": BOOKSUM_SOURCES}.get(data.task)
+  if allowed and data.source not in allowed:
+    raise ValueError(f"data.source={data.source!r} is not one of {allowed} (data.task={data.task!r})")
+  if allowed and data.source == "local" and not data.path:
+    raise ValueError(f"data.path is empty: data.source='local' needs "
+                     f"{'a folder of .txt files' if data.task == 'text' else 'a JSONL file'}")
+  lm, bs = cfg.evals.lm, cfg.evals.booksum
+  if lm.source and lm.source not in TEXT_SOURCES:
+    raise ValueError(f"evals.lm.source={lm.source!r} is not one of {TEXT_SOURCES} (or '')")
+  if lm.chunk_blocks <= 0 or lm.max_docs < 0 or lm.max_tokens < 0:
+    raise ValueError("evals.lm.chunk_blocks must be positive, evals.lm.max_docs and "
+                     "evals.lm.max_tokens >= 0 (0: all)")
+  if bs.source and bs.source not in BOOKSUM_SOURCES:
+    raise ValueError(f"evals.booksum.source={bs.source!r} is not one of {BOOKSUM_SOURCES} (or '')")
+  if bs.max_new_tokens <= 0 or bs.chunk_blocks <= 0 or bs.temperature < 0 or not 0 < bs.top_p <= 1:
+    raise ValueError("evals.booksum: max_new_tokens and chunk_blocks must be positive, temperature "
+                     f">= 0 and top_p in (0, 1] (got {bs.max_new_tokens}, {bs.chunk_blocks}, "
+                     f"{bs.temperature}, {bs.top_p})")
 
 
 def finalize(cfg):

@@ -24,7 +24,7 @@ from longctx.data.tokenizers import make_tokenizer
 from longctx.models import scan
 from longctx.models.generate import Generator
 
-EVALUATORS = ("passkey", "sorting")
+EVALUATORS = ("passkey", "sorting", "lm", "booksum")  # lm, booksum: longctx/evaluate_text.py
 
 
 class Streamer:
@@ -237,6 +237,10 @@ def run_evaluators(cfg, graphdef, params, workdir):
       results[name] = evaluate_passkey(cfg, graphdef, params, workdir)
     elif name == "sorting":
       results[name] = evaluate_sorting(cfg, graphdef, params, workdir)
+    elif name in ("lm", "booksum"):
+      from longctx import evaluate_text
+      fn = evaluate_text.evaluate_lm if name == "lm" else evaluate_text.evaluate_booksum
+      results[name] = fn(cfg, graphdef, params, workdir)
     else:
       raise ValueError(f"evals.run names {name!r}, not one of {EVALUATORS}")
   return results

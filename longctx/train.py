@@ -146,9 +146,8 @@ def compile_only(cfg, mesh):
   state = jax.eval_shape(make_state)
   jitted, state_sh, batch_sh = compile_train_step(cfg, graphdef, state, mesh, tx, schedule)
   b, t = cfg.data.batch_size, cfg.data.seq_len
-  batch = {k: jax.ShapeDtypeStruct((b, t), dt, sharding=batch_sh) for k, dt in
-           (("inputs", jnp.int32), ("targets", jnp.int32), ("weights", jnp.float32))}
-  batch["reset"] = jax.ShapeDtypeStruct((b,), jnp.bool_, sharding=batch_sh)
+  batch = {k: jax.ShapeDtypeStruct((b, t) if kind == "token" else (b,), dt, sharding=batch_sh)
+           for k, (kind, dt) in sources.batch_fields(cfg.data).items()}
   t0 = time.time()
   compiled = jitted.lower(_abstract(state, state_sh), batch).compile()
   analysis = compiled.memory_analysis()
@@ -183,6 +182,8 @@ def train_and_evaluate(cfg, workdir: str):
     state, meta = checkpointer.restore(None, _abstract(state, state_sh))
     start = int(state["step"])
     logging.info("Resumed from %s at step %d (data position %s)", workdir, start, meta)
+    if hasattr(source, "restore"):   # streaming sources resume from the saved position directly
+      source.restore(meta)
   state = jax.device_put(state, state_sh)
 
   writer = MetricWriter(workdir)

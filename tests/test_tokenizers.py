@@ -44,5 +44,5 @@ def test_encode_rejects_other_types():
 def test_make_tokenizer():
   tok = make_tokenizer("bytes")
   assert isinstance(tok, ByteTokenizer) and isinstance(tok, Tokenizer)
-  with pytest.raises(ValueError, match=r"'sentencepiece' is not one of \('bytes',\)"):
-    make_tokenizer("sentencepiece")
+  with pytest.raises(ValueError, match=r"'wordpiece' is not one of \('bytes', 'sentencepiece'\)"):
+    make_tokenizer("wordpiece")

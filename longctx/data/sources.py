@@ -1,11 +1,24 @@
-"""Training data sources by task name. A source is a pure function of (seed, step): resuming at a
-step gives exactly the batches an uninterrupted run would have seen, and the saved data position is
-just that step."""
+"""Training data sources by task name. A source has `batch(step) -> dict` of numpy arrays and
+`position(step) -> JSON dict` (saved with each checkpoint). Resuming at a step gives exactly the
+batches an uninterrupted run would have seen: passkey and booksum are pure functions of (seed, step);
+the `text` stream also has `restore(position)` (the train loop calls it with the checkpoint's saved
+position) and otherwise replays itself from step 0.
+
+Tasks:
+  passkey   fixed-length passkey prompts (longctx.data.passkey)
+  text      document streaming for language modelling (longctx.data.text) from data.source =
+            'pg19' (tfds, split data.split) or 'local' (a folder of .txt files at data.path)
+  booksum   summarisation (longctx.data.booksum) from data.source = 'booksum' (tfds
+            'booksum/<data.booksum_config>') or 'local' (a JSONL file at data.path)
+"""
 import numpy as np
 
 from longctx.data import passkey, sorting
+from longctx.data.tokenizers import tokenizer_from_config
 
-TASKS = ("passkey", "sorting")
+TASKS = ("passkey", "sorting", "text", "booksum")
+TEXT_SOURCES = ("pg19", "local")
+BOOKSUM_SOURCES = ("booksum", "local")
 
 
 class PasskeySource:
@@ -44,9 +57,57 @@ class SortingSource:
     return {"task": "sorting", "seed": int(self.cfg.seed), "data_step": int(step)}
 
 
+
+def check_tokenizer_fits(tokenizer, model_cfg):
+  if tokenizer.vocab_size > model_cfg.vocab_size:
+    raise ValueError(f"model.vocab_size={model_cfg.vocab_size} is smaller than the tokenizer's "
+                     f"vocabulary ({tokenizer.vocab_size}, data.tokenizer={tokenizer.name!r})")
+
+
+def text_corpus(source: str, *, split: str, path: str, data_dir: str, tokenizer, field="data"):
+  """The DocumentCorpus of a text source ('pg19' split, or a 'local' folder)."""
+  if source == "pg19":
+    from longctx.data.pg19 import pg19_corpus
+    return pg19_corpus(split, tokenizer, data_dir)
+  if source == "local":
+    from longctx.data.local_text import local_corpus
+    if not path:
+      raise ValueError(f"{field}.path is empty: {field}.source='local' reads a folder of .txt files")
+    return local_corpus(path, tokenizer)
+  raise ValueError(f"{field}.source={source!r} is not one of {TEXT_SOURCES}")
+
+
 def make_train_source(cfg):
-  if cfg.data.task == "passkey":
-    return PasskeySource(cfg.data)
-  if cfg.data.task == "sorting":
-    return SortingSource(cfg.data)
-  raise ValueError(f"data.task={cfg.data.task!r} is not one of {TASKS}")
+  data = cfg.data
+  if data.task == "passkey":
+    return PasskeySource(data)
+  if data.task == "sorting":
+    return SortingSource(data)
+  if data.task == "text":
+    from longctx.data.text import DocumentStream
+    tokenizer = tokenizer_from_config(data)
+    check_tokenizer_fits(tokenizer, cfg.model)
+    corpus = text_corpus(data.source, split=data.split, path=data.path, data_dir=data.tfds_data_dir,
+                         tokenizer=tokenizer)
+    return DocumentStream(corpus, batch_size=data.batch_size, seq_len=data.seq_len, seed=data.seed,
+                          shuffle=data.shuffle, task="text", source=data.source)
+  if data.task == "booksum":
+    from longctx.data import booksum
+    tokenizer = tokenizer_from_config(data)
+    check_tokenizer_fits(tokenizer, cfg.model)
+    if data.source not in BOOKSUM_SOURCES:
+      raise ValueError(f"data.source={data.source!r} is not one of {BOOKSUM_SOURCES} (task booksum)")
+    pairs = booksum.summary_pairs("tfds" if data.source == "booksum" else "local",
+                                  tfds_name=f"booksum/{data.booksum_config}", split=data.split,
+                                  data_dir=data.tfds_data_dir, path=data.path)
+    return booksum.BookSumSource(data, tokenizer, pairs)
+  raise ValueError(f"data.task={data.task!r} is not one of {TASKS}")
+
+
+def batch_fields(data_cfg) -> dict:
+  """name -> (per-example shape: 'token' for [T] or 'example' for [], dtype) of a task's batches."""
+  fields = {"inputs": ("token", np.int32), "targets": ("token", np.int32),
+            "weights": ("token", np.float32), "reset": ("example", np.bool_)}
+  if data_cfg.task == "text":
+    fields["positions"] = ("token", np.int32)   # absolute positions in the document
+  return fields

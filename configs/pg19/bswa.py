@@ -1,0 +1,22 @@
+"""Block sliding-window attention (one cached block, gradients into the cache) language modelling on
+PG19 / a local corpus: the memory-less baseline of TransformerFAM (arXiv 2404.09173, Table 11's
+PG-19 row, BSWA M1 46.4 next-token accuracy at 1B).
+
+  python -m longctx.main --config=configs/pg19/bswa.py:cpu --workdir=runs/pg19_bswa
+
+Presets: smoke | cpu | paper (configs/pg19/common.py).
+"""
+import os
+import sys
+
+# configs/ on the path and the package-qualified name: every task folder has its own common.py.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from pg19.common import text_config  # noqa: E402
+
+from longctx import config as config_lib  # noqa: E402
+
+
+def get_config(arg="cpu"):
+  cfg = text_config("bswa", arg)
+  cfg.model.bswa.mem_blocks = 1
+  return config_lib.finalize(cfg)
