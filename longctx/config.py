@@ -33,6 +33,22 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
       bswa=dict(mem_blocks=1, stop_grad=False),
       xl=dict(mem_blocks=1),
       infini=dict(update_rule="linear", gate_init=0.0, eps=1e-6),
+      # Titans (longctx/layers/titans.py, titans_arch.py); a MAC segment is one block.
+      titans=dict(
+          variant="mac",          # lmm | mac | mag | mal
+          memory_depth=2,         # L_M: layers of the memory MLP (1 = linear matrix memory)
+          memory_expansion=2,     # hidden width of the memory MLP = expansion * head dim
+          chunk_size=16,          # b: tokens per mini-batch of the inner gradient descent
+          gates="token",          # token | chunk: data-dependent theta/eta/alpha per token or chunk
+          momentum=True,          # eta_t S_{t-1} term (eq. 14); False: S_t = -theta_t grad
+          decay=True,             # forgetting alpha_t (eq. 13); False: alpha_t = 0
+          conv=True, conv_width=4,  # causal depthwise convolution after the q/k/v projections
+          persistent_tokens=4,    # N_p learned tokens every query sees (MAC/MAG/MAL)
+          window_blocks=1,        # MAG/MAL sliding window: the block + this many earlier blocks
+          max_lr=0.1,             # theta_t = max_lr * sigmoid(.)
+          theta_bias=0.0, eta_bias=2.0, alpha_bias=-4.0,  # initial gate biases (pre-sigmoid)
+          remat_chunks=True,      # recompute per-token memory weights in the backward pass
+      ),
   ))
   cfg.update(overrides)
   return cfg
@@ -120,6 +136,26 @@ def validate_model(model, field="model"):
     raise ValueError(f"{field}.infini.update_rule={model.infini.update_rule!r} is not one of {UPDATE_RULES}")
   if model.infini.eps <= 0:
     raise ValueError(f"{field}.infini.eps={model.infini.eps} must be > 0")
+  if model.attention == "titans":
+    _validate_titans(model, f"{field}.titans")
+
+
+def _validate_titans(model, field):
+  from longctx.layers.titans import GATE_MODES, VARIANTS
+  t = model.titans
+  if t.variant not in VARIANTS:
+    raise ValueError(f"{field}.variant={t.variant!r} is not one of {VARIANTS}")
+  if t.gates not in GATE_MODES:
+    raise ValueError(f"{field}.gates={t.gates!r} is not one of {GATE_MODES}")
+  for name, low in (("memory_depth", 1), ("memory_expansion", 1), ("chunk_size", 1),
+                    ("conv_width", 1), ("persistent_tokens", 0), ("window_blocks", 0)):
+    if t[name] < low:
+      raise ValueError(f"{field}.{name}={t[name]} must be >= {low}")
+  if model.block_len % t.chunk_size:
+    raise ValueError(f"{field}.chunk_size={t.chunk_size} does not divide "
+                     f"model.block_len={model.block_len}")
+  if not t.max_lr > 0:
+    raise ValueError(f"{field}.max_lr={t.max_lr} must be > 0")
 
 
 def validate_seq_len(model, seq_len: int, field: str):

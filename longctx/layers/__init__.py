@@ -5,8 +5,9 @@ from flax import nnx
 from longctx.layers.infini import InfiniAttention
 from longctx.layers.local import (BlockSlidingWindowAttention, FullAttention,
                                   TransformerXLAttention)
+from longctx.layers.titans import make_titans
 
-ATTENTION_NAMES = ("full", "bswa", "xl", "infini")
+ATTENTION_NAMES = ("full", "bswa", "xl", "infini", "titans")
 
 
 def make_attention(model_cfg, rngs: nnx.Rngs):
@@ -25,4 +26,6 @@ def make_attention(model_cfg, rngs: nnx.Rngs):
   if name == "infini":
     return InfiniAttention(d, h, update_rule=model_cfg.infini.update_rule,
                            gate_init=model_cfg.infini.gate_init, eps=model_cfg.infini.eps, **common)
+  if name == "titans":
+    return make_titans(model_cfg, rngs)
   raise ValueError(f"model.attention={name!r} is not one of {ATTENTION_NAMES}")
