@@ -47,6 +47,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
           window_blocks=1,        # MAG/MAL sliding window: the block + this many earlier blocks
           max_lr=0.1,             # theta_t = max_lr * sigmoid(.)
           theta_bias=0.0, eta_bias=2.0, alpha_bias=-4.0,  # initial gate biases (pre-sigmoid)
+          normalize_values=True,  # l2-normalise v like k (stability; see layers/titans.py)
           remat_chunks=True,      # recompute per-token memory weights in the backward pass
       ),
   ))

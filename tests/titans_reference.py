@@ -115,8 +115,10 @@ class MemoryRef:
   Streams (whole sequences of inputs to a projection) are convolved from zero tails, exactly the
   state a fresh memory starts from."""
 
-  def __init__(self, p, heads, chunk, max_lr, momentum=True, decay=True, conv=True):
+  def __init__(self, p, heads, chunk, max_lr, momentum=True, decay=True, conv=True,
+               normalize_values=True):
     self.p, self.h, self.chunk, self.max_lr = p, heads, chunk, max_lr
+    self.normalize_values = normalize_values
     self.momentum, self.decay, self.conv = momentum, decay, conv
     self.ws = [p["initial_weights"][i] for i in sorted(p["initial_weights"])]  # [H, Din, Dout]
     self.ss = [np.zeros_like(w) for w in self.ws]
@@ -134,8 +136,8 @@ class MemoryRef:
     return l2norm(self._proj(x, "query", "conv_q", stream))
 
   def keys_values(self, x, stream="kv"):
-    return (l2norm(self._proj(x, "key", "conv_k", stream)),
-            self._proj(x, "value", "conv_v", stream))
+    v = self._proj(x, "value", "conv_v", stream)
+    return l2norm(self._proj(x, "key", "conv_k", stream)), l2norm(v) if self.normalize_values else v
 
   def gates(self, x):
     lin = lambda n: x @ self.p[n]["kernel"] + self.p[n]["bias"]

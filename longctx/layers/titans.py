@@ -22,6 +22,12 @@ Decisions where the paper is silent (papers.md 2(e); all exposed in model.titans
   projection, which plays the pointwise part of the paper's "depthwise-separable" convolution
   (the Gated DeltaNet / Mamba short convolution the paper's recipe follows);
 - output normalisation + linear gating: RMSNorm per head, times silu(x W_G) (Gated DeltaNet);
+- values are l2-normalised like keys (`normalize_values=True`; False is the paper read
+  literally). Why: with a deep memory the curvature of the inner loss grows with the scale of v
+  (the gradient on W_1 is proportional to W_2, which grows to reach v), and unnormalised values
+  made the inner loop diverge within a few hundred tokens at the default step size (measured on
+  inputs of RMS 3). The read-out normalises each head's read anyway (RMSNorm), so only its
+  direction reaches the output and nothing is lost;
 - the loss is the paper's ||M(k) - v||^2 summed over D (not halved): with a linear memory and
   no momentum/decay one step is the delta rule with rate 2 theta_t;
 - W_0 is learned; every layer of the memory MLP starts at normal(0, 1/sqrt(D_in)).
@@ -59,6 +65,7 @@ class NeuralMemory(nnx.Module):
     self.conv_width = opts.conv_width if opts.conv else 0
     self.max_lr = opts.max_lr
     self.remat_chunks = opts.remat_chunks
+    self.normalize_values = opts.normalize_values
     linear = lambda i, o, **kw: nnx.Linear(i, o, dtype=dtype, rngs=rngs, **kw)
     self.query, self.key, self.value = (linear(d_model, d_model, use_bias=False) for _ in range(3))
     if self.conv_width:
@@ -119,7 +126,9 @@ class NeuralMemory(nnx.Module):
   def keys_values(self, x, state, streams=("k", "v")):
     k, state = self._conv(self.key(x), self.conv_k if self.conv_width else None, state, streams[0])
     v, state = self._conv(self.value(x), self.conv_v if self.conv_width else None, state, streams[1])
-    return _l2_normalize(self._heads(jax.nn.silu(k))), self._heads(jax.nn.silu(v)), state
+    v = self._heads(jax.nn.silu(v))
+    v = _l2_normalize(v) if self.normalize_values else v
+    return _l2_normalize(self._heads(jax.nn.silu(k))), v, state
 
   def gates(self, x):
     """x [B, L, d] -> theta, eta, alpha, each [B, L, H] float32 (zeros when switched off)."""
