@@ -46,7 +46,10 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
           persistent_tokens=4,    # N_p learned tokens every query sees (MAC/MAG/MAL)
           window_blocks=1,        # MAG/MAL sliding window: the block + this many earlier blocks
           max_lr=0.1,             # theta_t = max_lr * sigmoid(.)
-          theta_bias=0.0, eta_bias=2.0, alpha_bias=-4.0,  # initial gate biases (pre-sigmoid)
+          # Initial gate biases (pre-sigmoid): theta 0.012, eta 0.73, alpha 0.018 at init. Larger
+          # steps or momentum made MAC's memory diverge within 100 tokens at init (chunks of
+          # similar attention outputs sum b nearly equal gradients); the outer loop moves them.
+          theta_bias=-2.0, eta_bias=1.0, alpha_bias=-4.0,
           normalize_values=True,  # l2-normalise v like k (stability; see layers/titans.py)
           remat_chunks=True,      # recompute per-token memory weights in the backward pass
       ),
@@ -64,6 +67,8 @@ def base_config() -> ml_collections.ConfigDict:
       key_len=5,                  # digits of the pass key
       depth_range=(0.0, 1.0),     # training key depths, uniform
       other_weight=0.0,           # loss weight of the non-answer tokens
+      # task 'niah' (longctx/data/niah.py): needle types drawn uniformly, haystack noise | files
+      niah=dict(needles=("passkey", "number", "word"), haystack="noise", files=(), digits=7),
   ))
   cfg.train = ml_collections.ConfigDict(dict(
       steps=1000, seed=0, optimizer="adamw", lr=1e-3, warmup_steps=100, min_lr_ratio=0.1,
@@ -77,6 +82,9 @@ def base_config() -> ml_collections.ConfigDict:
       run=("passkey",),
       passkey=dict(lengths=(1024,), depths=(0.0, 0.5, 1.0), samples=4, key_len=5, seed=1,
                    template="infini", chunk_blocks=16, jsonl=""),
+      niah=dict(lengths=(1024,), depths=(0.0, 0.5, 1.0), samples=4,
+                needles=("passkey", "number", "word"), haystack="noise", files=(), digits=7,
+                seed=1, chunk_blocks=16),
   ))
   return cfg
 
@@ -202,6 +210,26 @@ def _validate_training(cfg):
     raise ValueError(f"evals.passkey.depths={tuple(ev.depths)} must lie in [0, 1]")
   if ev.chunk_blocks <= 0 or ev.samples <= 0:
     raise ValueError("evals.passkey.chunk_blocks and evals.passkey.samples must be positive")
+  _validate_niah(cfg)
+
+
+def _validate_niah(cfg):
+  from longctx.data.niah import HAYSTACKS, NEEDLE_TYPES
+  for field, section in (("data.niah", cfg.data.niah), ("evals.niah", cfg.evals.niah)):
+    if not section.needles or any(n not in NEEDLE_TYPES for n in section.needles):
+      raise ValueError(f"{field}.needles={tuple(section.needles)} must be a non-empty tuple of "
+                       f"{NEEDLE_TYPES}")
+    if section.haystack not in HAYSTACKS:
+      raise ValueError(f"{field}.haystack={section.haystack!r} is not one of {HAYSTACKS}")
+    if section.haystack == "files" and not section.files:
+      raise ValueError(f"{field}.files is empty: haystack='files' needs text file paths")
+    if section.digits < 1:
+      raise ValueError(f"{field}.digits={section.digits} must be >= 1")
+  ev = cfg.evals.niah
+  if any(not 0.0 <= d <= 1.0 for d in ev.depths):
+    raise ValueError(f"evals.niah.depths={tuple(ev.depths)} must lie in [0, 1]")
+  if ev.chunk_blocks <= 0 or ev.samples <= 0:
+    raise ValueError("evals.niah.chunk_blocks and evals.niah.samples must be positive")
 
 
 def finalize(cfg):

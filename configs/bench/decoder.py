@@ -6,7 +6,8 @@ Run:
   python scripts/bench.py --config=configs/bench/decoder.py:smoke --lengths=256 --repeats=1  # quick
 
 Argument (big_vision style, longctx.config.parse_arg): a bare word picks the preset, key=value
-pairs override, e.g. `configs/bench/decoder.py:cpu,attention=bswa,remat_policy=dots_saveable`.
+pairs override, e.g. `configs/bench/decoder.py:cpu,attention=bswa,remat_policy=dots_saveable`;
+`variant=mac|mag|mal|lmm` picks the Titans architecture for `--attention=titans`.
   cpu    the bench shape = longctx.config.model_config defaults: 4 layers, d_model 256, 4 heads,
          SwiGLU 1024, block 256, byte vocabulary 256; lengths 4K..64K.
   smoke  a tiny model (d_model 64, 2 layers, 4 heads, SwiGLU 256, block 64) and short lengths,
@@ -26,7 +27,8 @@ _PRESETS = {
 
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, preset="cpu", attention="infini", remat_policy="nothing_saveable",
-                             mem_blocks=1, update_rule="linear", dtype="float32")
+                             mem_blocks=1, update_rule="linear", dtype="float32",
+                             variant="mac")
   if arg.preset not in _PRESETS:
     raise ValueError(f"config argument preset={arg.preset!r} is not one of {sorted(_PRESETS)}")
   preset = _PRESETS[arg.preset]
@@ -39,6 +41,7 @@ def get_config(arg=None):
   cfg.model.bswa.mem_blocks = arg.mem_blocks
   cfg.model.xl.mem_blocks = arg.mem_blocks
   cfg.model.infini.update_rule = arg.update_rule
+  cfg.model.titans.variant = arg.variant   # model.attention=titans: lmm | mac | mag | mal
   cfg.data.seq_len = preset["seq_len"]
 
   cfg.bench = ml_collections.ConfigDict(dict(

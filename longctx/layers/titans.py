@@ -69,8 +69,9 @@ class NeuralMemory(nnx.Module):
     linear = lambda i, o, **kw: nnx.Linear(i, o, dtype=dtype, rngs=rngs, **kw)
     self.query, self.key, self.value = (linear(d_model, d_model, use_bias=False) for _ in range(3))
     if self.conv_width:
-      identity = jnp.zeros((self.conv_width, d_model), jnp.float32).at[-1].set(1.0)
-      self.conv_q, self.conv_k, self.conv_v = (nnx.Param(identity) for _ in range(3))
+      # Identity at init; one fresh array per kernel (shared buffers break buffer donation).
+      identity = lambda: jnp.zeros((self.conv_width, d_model), jnp.float32).at[-1].set(1.0)
+      self.conv_q, self.conv_k, self.conv_v = (nnx.Param(identity()) for _ in range(3))
 
     def gate(bias):
       return linear(d_model, num_heads, use_bias=True,
