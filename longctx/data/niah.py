@@ -212,6 +212,7 @@ def eval_example(length: int, depth: float, needle_type: str, seed: int, haystac
   """A deterministic evaluation example; the needle depends only on (seed, needle_type), the
   haystack window (files) on the seed too."""
   seed = passkey._check_int(seed, "seed", 0)
+  _check_choice(needle_type, NEEDLE_TYPES, "needle_type")
   rng = np.random.default_rng([_EVAL_STREAM, seed, NEEDLE_TYPES.index(needle_type)])
   key, value = draw_needle(rng, needle_type, digits)
   return niah_prompt(length, depth, needle_type, key, value, haystack, rng)
