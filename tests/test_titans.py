@@ -6,6 +6,7 @@ paper's equations (tests/titans_reference.py) and the protocol every memory laye
   the previous memory, attend over [persistent, retrieved, segment], write the ATTENTION OUTPUT,
   read again, gate. A MAC that is really MAG (memory written from the input, retrieved tokens
   unused) fails it, and so does one that reads with the segment's own update.
+- MAG and MAL: eqs. 26-28 and 29-31 with a sliding window over two blocks and the persistent prefix.
 - every variant: one scanned call == three per-block calls with the carried memory, reset, batch separation,
   gradients into W_K/W_V through memory written in earlier blocks, data-dependent gates.
 """
@@ -145,6 +146,54 @@ def test_mac_writes_the_attention_output_not_the_input():
   _, mem2 = fresh(*nnx.split(model), x)
   diff = max(float(jnp.abs(a - b).max()) for a, b in zip(mem["weights"], mem2["weights"]))
   assert diff > 1e-4
+
+
+def np_window_attention(p, xs_all, s, positions):
+  """BSWA with the persistent prefix (window: this block + the previous one) for block s."""
+  proj = lambda a, name: (a @ p["attention"][name]["kernel"]).reshape(len(a), H, D)
+  lo = max(0, s - 1) * L
+  xs, ctx = xs_all[s * L:(s + 1) * L], xs_all[lo:(s + 1) * L]
+  pos, ctx_pos = positions[s * L:(s + 1) * L], positions[lo:(s + 1) * L]
+  persistent = p["persistent"]
+  q = ref.rope(proj(xs, "query"), pos)
+  k = np.concatenate([ref.rope(proj(persistent, "key"), np.full(len(persistent), pos[0])),
+                      ref.rope(proj(ctx, "key"), ctx_pos)])
+  v = np.concatenate([proj(persistent, "value"), proj(ctx, "value")])
+  n_p, n_prev = len(persistent), s * L - lo
+  att = np.zeros((L, H, D))
+  for i in range(L):
+    visible = list(range(n_p + n_prev + i + 1))
+    for hh in range(H):
+      logits = np.array([q[i, hh] @ k[j, hh] for j in visible]) / np.sqrt(D)
+      w = np.exp(logits - logits.max())
+      att[i, hh] = (w / w.sum()) @ v[visible, hh]
+  return att.reshape(L, DM) @ p["attention"]["out"]["kernel"]
+
+
+def np_mag_mal(p, x, positions, variant):
+  """MAG: o = SWA*(x) (x) M(x); MAL: m = M(x), o = m + SWA*(RMSNorm(x + m)). x [T, d]."""
+  mem = ref.MemoryRef(p["memory"], H, CHUNK, MAX_LR)
+  q = mem.queries(x)
+  k, v = mem.keys_values(x)
+  m = mem.readout(mem.write_read(k, v, q, *mem.gates(x)), x)   # the LMM is block-free
+  if variant == "mal":
+    h = ref.rmsnorm(x + m, p["norm"]["scale"])
+    return m + np.concatenate([np_window_attention(p, h, s, positions) for s in range(len(x) // L)])
+  y = np.concatenate([np_window_attention(p, x, s, positions) for s in range(len(x) // L)])
+  g = p["gate"]
+  o = ref.rmsnorm(y, g["norm_y"]["scale"]) * ref.sigmoid(ref.rmsnorm(m, g["norm_m"]["scale"]))
+  return o @ g["out"]["kernel"]
+
+
+@pytest.mark.parametrize("variant", ["mag", "mal"])
+def test_mag_and_mal_match_their_equations(variant):
+  graphdef, state = make_layer(variant)
+  x = inputs(10)
+  y, _ = fresh(graphdef, state, x)
+  p = weights(state)
+  for b in range(B):
+    expected = np_mag_mal(p, np.asarray(x[b], np.float64), np.arange(x.shape[1]), variant)
+    np.testing.assert_allclose(np.asarray(y[b]), expected, rtol=2e-4, atol=2e-5)
 
 
 # ------------------------------------------------------------------------ protocol invariants
