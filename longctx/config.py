@@ -43,6 +43,26 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
       # LoRA on the attention and MLP projections (rank 0: off). With LoRA on, only the LoRA factors
       # (and a FAM prompt) are trained; longctx.layers.lora.merge_lora folds them in for inference.
       lora=dict(rank=0, alpha=0.0, targets=("query", "key", "value", "out", "gate", "up", "down")),
+      # Titans (longctx/layers/titans.py, titans_arch.py); a MAC segment is one block.
+      titans=dict(
+          variant="mac",          # lmm | mac | mag | mal
+          memory_depth=2,         # L_M: layers of the memory MLP (1 = linear matrix memory)
+          memory_expansion=2,     # hidden width of the memory MLP = expansion * head dim
+          chunk_size=16,          # b: tokens per mini-batch of the inner gradient descent
+          gates="token",          # token | chunk: data-dependent theta/eta/alpha per token or chunk
+          momentum=True,          # eta_t S_{t-1} term (eq. 14); False: S_t = -theta_t grad
+          decay=True,             # forgetting alpha_t (eq. 13); False: alpha_t = 0
+          conv=True, conv_width=4,  # causal depthwise convolution after the q/k/v projections
+          persistent_tokens=4,    # N_p learned tokens every query sees (MAC/MAG/MAL)
+          window_blocks=1,        # MAG/MAL sliding window: the block + this many earlier blocks
+          max_lr=0.1,             # theta_t = max_lr * sigmoid(.)
+          # Initial gate biases (pre-sigmoid): theta 0.012, eta 0.73, alpha 0.018 at init. Larger
+          # steps or momentum made MAC's memory diverge within 100 tokens at init (chunks of
+          # similar attention outputs sum b nearly equal gradients); the outer loop moves them.
+          theta_bias=-2.0, eta_bias=1.0, alpha_bias=-4.0,
+          normalize_values=True,  # l2-normalise v like k (stability; see layers/titans.py)
+          remat_chunks=True,      # recompute per-token memory weights in the backward pass
+      ),
   ))
   cfg.update(overrides)
   return cfg
@@ -66,6 +86,8 @@ def base_config() -> ml_collections.ConfigDict:
       shuffle=True,               # reshuffle documents every epoch (seeded by data.seed)
       booksum_config="book",      # tfds booksum config: 'book' | 'chapter'
       booksum_prompt_weight=0.0,  # loss weight of the prompt (document) tokens; the summary has 1
+      # task 'niah' (longctx/data/niah.py): needle types drawn uniformly, haystack noise | files
+      niah=dict(needles=("passkey", "number", "word"), haystack="noise", files=(), digits=7),
   ))
   cfg.train = ml_collections.ConfigDict(dict(
       steps=1000, seed=0, optimizer="adamw", lr=1e-3, warmup_steps=100, min_lr_ratio=0.1,
@@ -91,6 +113,9 @@ def base_config() -> ml_collections.ConfigDict:
       # 500K-token inputs, temperature 0.5, top-p 0.95, 1024 decoding steps.
       booksum=dict(source="", path="", split="test", max_examples=0, max_input_tokens=0,
                    max_new_tokens=1024, temperature=0.5, top_p=0.95, seed=0, chunk_blocks=16),
+      niah=dict(lengths=(1024,), depths=(0.0, 0.5, 1.0), samples=4,
+                needles=("passkey", "number", "word"), haystack="noise", files=(), digits=7,
+                seed=1, chunk_blocks=16),
   ))
   return cfg
 
@@ -162,6 +187,8 @@ def validate_model(model, field="model"):
     raise ValueError(f"{field}.lora.targets={tuple(model.lora.targets)} must be a non-empty subset "
                      f"of {LORA_TARGETS}")
   _validate_infinity_former(model.infinity_former, f"{field}.infinity_former")
+  if model.attention == "titans":
+    _validate_titans(model, f"{field}.titans")
 
 
 def _validate_infinity_former(c, field):
@@ -180,6 +207,24 @@ def _validate_infinity_former(c, field):
   for name, ok, what in checks:
     if not ok:
       raise ValueError(f"{field}.{name}={c[name]!r} must be {what}")
+
+
+def _validate_titans(model, field):
+  from longctx.layers.titans import GATE_MODES, VARIANTS
+  t = model.titans
+  if t.variant not in VARIANTS:
+    raise ValueError(f"{field}.variant={t.variant!r} is not one of {VARIANTS}")
+  if t.gates not in GATE_MODES:
+    raise ValueError(f"{field}.gates={t.gates!r} is not one of {GATE_MODES}")
+  for name, low in (("memory_depth", 1), ("memory_expansion", 1), ("chunk_size", 1),
+                    ("conv_width", 1), ("persistent_tokens", 0), ("window_blocks", 0)):
+    if t[name] < low:
+      raise ValueError(f"{field}.{name}={t[name]} must be >= {low}")
+  if model.block_len % t.chunk_size:
+    raise ValueError(f"{field}.chunk_size={t.chunk_size} does not divide "
+                     f"model.block_len={model.block_len}")
+  if not t.max_lr > 0:
+    raise ValueError(f"{field}.max_lr={t.max_lr} must be > 0")
 
 
 def validate_seq_len(model, seq_len: int, field: str):
@@ -240,6 +285,7 @@ def _validate_training(cfg):
     raise ValueError("evals.passkey.chunk_blocks and evals.passkey.samples must be positive")
   if "sorting" in cfg.evals.run:
     _validate_sorting_eval(cfg)
+  _validate_niah(cfg)
 
 
 def _validate_sorting_eval(cfg):
@@ -280,6 +326,26 @@ def _validate_text_data(cfg):
     raise ValueError("evals.booksum: max_new_tokens and chunk_blocks must be positive, temperature "
                      f">= 0 and top_p in (0, 1] (got {bs.max_new_tokens}, {bs.chunk_blocks}, "
                      f"{bs.temperature}, {bs.top_p})")
+
+
+
+def _validate_niah(cfg):
+  from longctx.data.niah import HAYSTACKS, NEEDLE_TYPES
+  for field, section in (("data.niah", cfg.data.niah), ("evals.niah", cfg.evals.niah)):
+    if not section.needles or any(n not in NEEDLE_TYPES for n in section.needles):
+      raise ValueError(f"{field}.needles={tuple(section.needles)} must be a non-empty tuple of "
+                       f"{NEEDLE_TYPES}")
+    if section.haystack not in HAYSTACKS:
+      raise ValueError(f"{field}.haystack={section.haystack!r} is not one of {HAYSTACKS}")
+    if section.haystack == "files" and not section.files:
+      raise ValueError(f"{field}.files is empty: haystack='files' needs text file paths")
+    if section.digits < 1:
+      raise ValueError(f"{field}.digits={section.digits} must be >= 1")
+  ev = cfg.evals.niah
+  if any(not 0.0 <= d <= 1.0 for d in ev.depths):
+    raise ValueError(f"evals.niah.depths={tuple(ev.depths)} must lie in [0, 1]")
+  if ev.chunk_blocks <= 0 or ev.samples <= 0:
+    raise ValueError("evals.niah.chunk_blocks and evals.niah.samples must be positive")
 
 
 def finalize(cfg):

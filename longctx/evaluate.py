@@ -19,12 +19,12 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from longctx.data import passkey, sorting
+from longctx.data import niah, passkey, sorting
 from longctx.data.tokenizers import make_tokenizer
 from longctx.models import scan
 from longctx.models.generate import Generator
 
-EVALUATORS = ("passkey", "sorting", "lm", "booksum")  # lm, booksum: longctx/evaluate_text.py
+EVALUATORS = ("passkey", "sorting", "niah", "lm", "booksum")  # lm, booksum: longctx/evaluate_text.py
 
 
 class Streamer:
@@ -230,6 +230,47 @@ def evaluate_sorting(cfg, graphdef, params, workdir):
   return result
 
 
+def niah_grid(ev, streamer, params, haystack):
+  """S-NIAH: every (needle type, length, depth) with ev.samples needles each (Titans Table 2)."""
+  rows = []
+  for needle_type in ev.needles:
+    for length in ev.lengths:
+      for depth in ev.depths:
+        t0 = time.time()
+        examples = [niah.eval_example(length + 1, depth, needle_type, ev.seed * 1000003 + i,
+                                      haystack, ev.digits) for i in range(ev.samples)]
+        scores = score_examples(streamer, params, examples)
+        rows.append({"needle": needle_type, "length": int(length), "depth": float(depth),
+                     "token_accuracy": float(np.mean([s[0] for s in scores])),
+                     "exact_match": float(np.mean([s[1] for s in scores])),
+                     "samples": len(scores), "seconds": time.time() - t0})
+        logging.info("niah %s length=%d depth=%.2f token_acc=%.3f exact=%.3f", needle_type, length,
+                     depth, rows[-1]["token_accuracy"], rows[-1]["exact_match"])
+  return rows
+
+
+def evaluate_niah(cfg, graphdef, params, workdir):
+  ev = cfg.evals.niah
+  haystack = niah.make_haystack(ev.haystack, tuple(ev.files), make_tokenizer(cfg.data.tokenizer))
+  rows = niah_grid(ev, Streamer(graphdef, cfg.model, ev.chunk_blocks), params, haystack)
+  name = cfg.model.attention + (f"/{cfg.model.titans.variant}" if cfg.model.attention == "titans"
+                                else "")
+  parts = [f"# S-NIAH ({ev.haystack} haystack), {name}, trained at {cfg.data.seq_len} tokens\n"]
+  for needle_type in ev.needles:
+    sub = [r for r in rows if r["needle"] == needle_type]
+    parts.append(f"## {needle_type}: token accuracy (%)\n\n{markdown_table(sub)}\n\n"
+                 f"Exact match (%):\n\n{markdown_table(sub, 'exact_match')}\n")
+    heatmap(sub, os.path.join(workdir, f"niah_{needle_type}.png"),
+            f"S-NIAH {needle_type}, {name}, trained at {cfg.data.seq_len} tokens")
+  with open(os.path.join(workdir, "niah.md"), "w") as f:
+    f.write("\n".join(parts))
+  logging.info("%s", "\n".join(parts))
+  result = {"attention": name, "grid": rows}
+  with open(os.path.join(workdir, "niah.json"), "w") as f:
+    json.dump(result, f, indent=1)
+  return result
+
+
 def run_evaluators(cfg, graphdef, params, workdir):
   results = {}
   for name in cfg.evals.run:
@@ -241,6 +282,8 @@ def run_evaluators(cfg, graphdef, params, workdir):
       from longctx import evaluate_text
       fn = evaluate_text.evaluate_lm if name == "lm" else evaluate_text.evaluate_booksum
       results[name] = fn(cfg, graphdef, params, workdir)
+    elif name == "niah":
+      results[name] = evaluate_niah(cfg, graphdef, params, workdir)
     else:
       raise ValueError(f"evals.run names {name!r}, not one of {EVALUATORS}")
   return results

@@ -188,6 +188,11 @@ def model_flops_per_token(model_cfg, seq_len: int) -> dict:
     fam_len = model_cfg.fam.fam_len
     keys_seen = (model_cfg.fam.mem_blocks * block + fam_len + block / 2
                  + fam_len * (fam_len + block) / block)
+  elif name == "titans":
+    t = model_cfg.titans
+    keys_seen = {"lmm": 0.0, "mac": t.persistent_tokens + block,
+                 "mag": t.persistent_tokens + t.window_blocks * block + block / 2,
+                 "mal": t.persistent_tokens + t.window_blocks * block + block / 2}[t.variant]
   else:
     raise ValueError(name)
   attn_fwd = layers * 4 * keys_seen * d
@@ -198,6 +203,19 @@ def model_flops_per_token(model_cfg, seq_len: int) -> dict:
   if name == "fam":  # the F FAM rows through every layer's projections and MLP, per block token
     # (the prompt's pass up the stack, F rows per block unbatched, is not counted)
     mem_fwd = 2 * layers * (4 * d * d + 3 * d * f) * model_cfg.fam.fam_len / block
+  if name == "titans":
+    t = model_cfg.titans
+    # Memory projections: q, k, v, output gate, output (+ MAC's read-again query and the
+    # retrieved tokens' keys/values, + the (x) gate's projection); `lmm` has no attention.
+    extra = {"lmm": 5 - 4, "mac": 5 + 1 + 2 + 1, "mag": 5 + 1, "mal": 5}[t.variant]
+    n_mm += layers * extra * d * d
+    hidden = head_dim * t.memory_expansion
+    dims = [head_dim] + [hidden] * (t.memory_depth - 1) + [head_dim]
+    weights = sum(i * o for i, o in zip(dims[:-1], dims[1:]))   # |W| per head
+    # Per token and head: gradient (~3 forward passes of 2|W|), two scans (~2 x 2|W| each),
+    # the read (2|W|): ~14 |W|; MAC also reads once more for retrieval.
+    reads = 2 if t.variant == "mac" else 1
+    mem_fwd = layers * model_cfg.num_heads * weights * (12 + 2 * reads)
   return dict(matmul_params=n_mm, keys_seen=keys_seen, attn_fwd=attn_fwd, mem_fwd=mem_fwd,
               forward=2 * n_mm + attn_fwd + mem_fwd, train=6 * n_mm + 3 * attn_fwd + 3 * mem_fwd)
 

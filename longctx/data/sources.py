@@ -13,10 +13,10 @@ Tasks:
 """
 import numpy as np
 
-from longctx.data import passkey, sorting
-from longctx.data.tokenizers import tokenizer_from_config
+from longctx.data import niah, passkey, sorting
+from longctx.data.tokenizers import make_tokenizer, tokenizer_from_config
 
-TASKS = ("passkey", "sorting", "text", "booksum")
+TASKS = ("passkey", "sorting", "niah", "text", "booksum")
 TEXT_SOURCES = ("pg19", "local")
 BOOKSUM_SOURCES = ("booksum", "local")
 
@@ -57,6 +57,27 @@ class SortingSource:
     return {"task": "sorting", "seed": int(self.cfg.seed), "data_step": int(step)}
 
 
+class NiahSource:
+  """S-NIAH prompts (RULER single needle, longctx/data/niah.py) with the loss on the answer."""
+
+  def __init__(self, data_cfg):
+    self.cfg = data_cfg
+    n = data_cfg.niah
+    self.haystack = niah.make_haystack(n.haystack, tuple(n.files), make_tokenizer(data_cfg.tokenizer))
+
+  def batch(self, step: int) -> dict:
+    rng = np.random.default_rng([self.cfg.seed, step])
+    n = self.cfg.niah
+    out = niah.training_batch(rng, self.cfg.batch_size, self.cfg.seq_len, tuple(n.needles),
+                              self.haystack, n.digits, depth_range=tuple(self.cfg.depth_range),
+                              other_weight=self.cfg.other_weight)
+    out["reset"] = np.ones((self.cfg.batch_size,), bool)
+    return out
+
+  def position(self, step: int) -> dict:
+    return {"task": "niah", "seed": int(self.cfg.seed), "data_step": int(step)}
+
+
 
 def check_tokenizer_fits(tokenizer, model_cfg):
   if tokenizer.vocab_size > model_cfg.vocab_size:
@@ -83,6 +104,8 @@ def make_train_source(cfg):
     return PasskeySource(data)
   if data.task == "sorting":
     return SortingSource(data)
+  if data.task == "niah":
+    return NiahSource(data)
   if data.task == "text":
     from longctx.data.text import DocumentStream
     tokenizer = tokenizer_from_config(data)

@@ -7,8 +7,9 @@ from longctx.layers.infini import InfiniAttention
 from longctx.layers.infinity_former import InfinityFormerAttention
 from longctx.layers.local import (BlockSlidingWindowAttention, FullAttention,
                                   TransformerXLAttention)
+from longctx.layers.titans import make_titans
 
-ATTENTION_NAMES = ("full", "bswa", "xl", "infini", "fam", "infinity_former")
+ATTENTION_NAMES = ("full", "bswa", "xl", "infini", "fam", "infinity_former", "titans")
 
 
 def make_attention(model_cfg, rngs: nnx.Rngs):
@@ -38,4 +39,6 @@ def make_attention(model_cfg, rngs: nnx.Rngs):
                                    num_samples=c.num_samples, sticky=c.sticky,
                                    num_bins=c.num_bins, min_var=c.min_var,
                                    stop_grad=c.stop_grad, **common)
+  if name == "titans":
+    return make_titans(model_cfg, rngs)
   raise ValueError(f"model.attention={name!r} is not one of {ATTENTION_NAMES}")

@@ -83,24 +83,33 @@ class BlockSlidingWindowAttention(QKVAttention):
       new_k, new_v = jax.lax.stop_gradient(new_k), jax.lax.stop_gradient(new_v)
     return {"keys": new_k, "values": new_v, "valid": new_valid}
 
-  def __call__(self, x, memory, *, positions, reset):
+  def __call__(self, x, memory, *, positions, reset, prefix=None):
+    """prefix: optional [P, d_model] tokens every query sees (Titans' persistent memory); their
+    keys are rotated at the block's first position, so their relative distance to a query is the
+    query's offset in the block, the same in every block."""
     b, l, _ = x.shape
     q, k, v = self.project(x)
     q = attn_ops.rope(q, positions, self.rope_theta)
     k = attn_ops.rope(k, positions, self.rope_theta)
-    causal = attn_ops.causal_mask(l)[None, None]  # [1, 1, L, L]
-    if self.mem_blocks == 0:
-      return self.merge_heads(attn_ops.dot_product_attention(q, k, v, causal)), memory
-
+    causal = jnp.broadcast_to(attn_ops.causal_mask(l)[None, None], (b, 1, l, l))
+    keys, values, mask = [], [], []
+    if prefix is not None:
+      p = prefix.shape[0]
+      _, pk, pv = self.project(jnp.broadcast_to(prefix.astype(x.dtype), (b,) + prefix.shape))
+      pk = attn_ops.rope(pk, jnp.broadcast_to(positions[:, :1], (b, p)), self.rope_theta)
+      keys, values, mask = [pk], [pv], [jnp.ones((b, 1, l, p), bool)]
     cache = self.read_cache(memory, reset)
-    cached_k = cache["keys"].astype(k.dtype)
-    cached_v = cache["values"].astype(v.dtype)
-    keys = jnp.concatenate([cached_k, k], axis=1)    # [B, m*L + L, H, D]
-    values = jnp.concatenate([cached_v, v], axis=1)
-    cache_mask = jnp.broadcast_to(cache["valid"][:, None, None, :], (b, 1, l, cached_k.shape[1]))
-    mask = jnp.concatenate([cache_mask, jnp.broadcast_to(causal, (b, 1, l, l))], axis=-1)
+    if cache:
+      keys.append(cache["keys"].astype(k.dtype))
+      values.append(cache["values"].astype(v.dtype))
+      mask.append(jnp.broadcast_to(cache["valid"][:, None, None, :],
+                                   (b, 1, l, cache["valid"].shape[1])))
+    # [prefix,] [cache,] block: [B, (P +) (m*L +) L, H, D]
+    keys = jnp.concatenate(keys + [k], axis=1)
+    values = jnp.concatenate(values + [v], axis=1)
+    mask = jnp.concatenate(mask + [causal], axis=-1)
     y = self.merge_heads(attn_ops.dot_product_attention(q, keys, values, mask))
-    return y, self.write_cache(cache, k, v)
+    return y, (self.write_cache(cache, k, v) if cache else memory)
 
 
 class TransformerXLAttention(BlockSlidingWindowAttention):

@@ -1,0 +1,143 @@
+"""longctx.ops.neural_memory against float64 numpy references (tests/titans_reference.py):
+token-by-token online GD (chunk 1), the sequential mini-batch definition (chunk b), the delta
+rule (linear memory, no momentum, no decay, constant theta), a division-free scan where
+cumulative products underflow, gradients through earlier chunks, and 1,000 chunks staying finite."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import titans_reference as ref
+from longctx.ops import neural_memory as nm
+
+D = 4
+
+
+def random_problem(seed, t, depth, expansion=2, gate_scale=1.0):
+  rng = np.random.default_rng(seed)
+  dims = [D] + [D * expansion] * (depth - 1) + [D]
+  ws = [rng.normal(size=(i, o)) / np.sqrt(i) for i, o in zip(dims[:-1], dims[1:])]
+  ss = [0.1 * rng.normal(size=w.shape) for w in ws]  # a non-zero carried momentum
+  unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)
+  keys, queries = unit(rng.normal(size=(t, D))), unit(rng.normal(size=(t, D)))
+  values = rng.normal(size=(t, D))
+  theta = 0.2 * ref.sigmoid(gate_scale * rng.normal(size=t))
+  eta = ref.sigmoid(gate_scale * rng.normal(size=t))
+  alpha = 0.3 * ref.sigmoid(gate_scale * rng.normal(size=t))
+  return ws, ss, keys, values, queries, theta, eta, alpha
+
+
+def run_ops(problem, chunk):
+  ws, ss, *arrays = problem
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  fn = jax.jit(lambda w, s, *a: nm.memory_forward(w, s, *a, chunk_size=chunk))
+  y, w, s = fn(tuple(map(f32, ws)), tuple(map(f32, ss)), *map(f32, arrays))
+  return np.asarray(y), [np.asarray(a) for a in w], [np.asarray(a) for a in s]
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_chunk_one_is_token_by_token_online_gradient_descent(depth):
+  problem = random_problem(0, 12, depth)
+  y, w, s = run_ops(problem, chunk=1)
+  y_ref, w_ref, s_ref = ref.memory_sequential(*problem, chunk=1)
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  for a, b in zip(w + s, w_ref + s_ref):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("depth,chunk", [(1, 4), (2, 4), (2, 3)])
+def test_chunk_b_is_sequential_minibatch_gradient_descent(depth, chunk):
+  # Several chunks: the gradients of chunk n must be taken at the weights chunk n-1 left (a
+  # memory whose surprise is always taken at W_0, implementations.md 1.1, fails from chunk 2 on).
+  problem = random_problem(1, 12, depth)
+  y, w, s = run_ops(problem, chunk=chunk)
+  y_ref, w_ref, s_ref = ref.memory_sequential(*problem, chunk=chunk)
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  for a, b in zip(w + s, w_ref + s_ref):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  # ... and the chunking is not a no-op: token-by-token gives other reads.
+  y_online, _, _ = ref.memory_sequential(*problem, chunk=1)
+  assert np.abs(y_ref - y_online).max() > 1e-3
+
+
+def test_surprise_at_initial_weights_is_caught():
+  """The reference distinguishes 'gradient at the chunk-start weights' from 'always at W_0'."""
+  ws, ss, k, v, q, theta, eta, alpha = random_problem(2, 8, 2)
+  y, _, _ = run_ops((ws, ss, k, v, q, theta, eta, alpha), chunk=2)
+  y_w0, _, _ = ref.memory_sequential(ws, ss, k, v, q, theta, eta, alpha, chunk=10 ** 6)
+  assert np.abs(y - y_w0).max() > 1e-3
+
+
+def test_linear_memory_without_momentum_and_decay_is_the_delta_rule():
+  rng = np.random.default_rng(3)
+  t, c = 10, 0.3
+  unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)
+  k, q, v = unit(rng.normal(size=(t, D))), rng.normal(size=(t, D)), rng.normal(size=(t, D))
+  w0 = rng.normal(size=(D, D))
+  zeros = np.zeros(t)
+  problem = ([w0], [np.zeros((D, D))], k, v, q, np.full(t, c), zeros, zeros)
+  y, (w,), _ = run_ops(problem, chunk=1)
+  # The loss ||kW - v||^2 has gradient 2 k^T (kW - v): one step is the delta rule with beta = 2c.
+  y_ref, s_ref = ref.delta_rule(w0, k, v, q, beta=2 * c)
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(w, s_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_recurrence_has_no_underflowing_cumulative_products():
+  # 600 decays of 0.2: prod_j decay_j = 0.2^600 = 0 in float32 (and in float64), so any form that
+  # divides by cumulative products (eq. 16's beta_t / beta_i) gives inf/NaN; ours must not.
+  t = 600
+  rng = np.random.default_rng(4)
+  decay = np.full(t, 0.2)
+  inputs = rng.normal(size=(t, 3))
+  h0 = rng.normal(size=3)
+  out = np.asarray(jax.jit(nm.linear_recurrence)(jnp.asarray(decay, jnp.float32),
+                                                 jnp.asarray(inputs, jnp.float32),
+                                                 jnp.asarray(h0, jnp.float32)))
+  h, expected = h0, []
+  for a, x in zip(decay, inputs):
+    h = a * h + x
+    expected.append(h)
+  assert np.isfinite(out).all()
+  np.testing.assert_allclose(out, np.stack(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_flow_from_later_reads_into_earlier_chunks_keys_values_and_gates():
+  ws, ss, k, v, q, theta, eta, alpha = (
+      tuple(jnp.asarray(a, jnp.float32) for a in x) if isinstance(x, list) else
+      jnp.asarray(x, jnp.float32) for x in random_problem(5, 12, 2))
+
+  def last_chunk_read(k, v, theta, eta, alpha, w0):
+    y, _, _ = nm.memory_forward(w0, ss, k, v, q, theta, eta, alpha, chunk_size=4)
+    return jnp.sum(y[8:] ** 2)
+
+  grads = jax.grad(last_chunk_read, argnums=(0, 1, 2, 3, 4, 5))(k, v, theta, eta, alpha, ws)
+  for name, g in zip(("keys", "values", "theta", "eta", "alpha"), grads[:5]):
+    assert np.abs(np.asarray(g)[:4]).max() > 1e-6, f"no gradient reaches chunk 1's {name}"
+  assert all(np.abs(np.asarray(g)).max() > 1e-6 for g in grads[5]), "no gradient into W_0"
+
+
+def test_examples_and_heads_keep_separate_memories():
+  rng = np.random.default_rng(6)
+  b, h, t = 2, 2, 8
+  w = (jnp.asarray(rng.normal(size=(b, h, D, D)), jnp.float32),)
+  s = (jnp.zeros((b, h, D, D)),)
+  arr = lambda *shape: jnp.asarray(rng.normal(size=shape), jnp.float32)
+  k, v, q = arr(b, h, t, D), arr(b, h, t, D), arr(b, h, t, D)
+  gates = [jnp.full((b, h, t), g) for g in (0.1, 0.5, 0.1)]
+  fn = jax.jit(lambda k: nm.batched_memory_forward(w, s, k, v, q, *gates, chunk_size=2)[0])
+  base = np.asarray(fn(k))
+  moved = np.asarray(fn(k.at[1, 0].multiply(-3.0)))   # change example 1, head 0 only
+  np.testing.assert_array_equal(moved[0], base[0])
+  np.testing.assert_array_equal(moved[1, 1], base[1, 1])
+  assert np.abs(moved[1, 0] - base[1, 0]).max() > 1e-4
+
+
+def test_memory_stays_finite_over_a_thousand_chunks():
+  rng = np.random.default_rng(7)
+  t, chunk = 2000, 2
+  ws, ss, k, v, q, theta, eta, alpha = random_problem(8, t, 2, gate_scale=3.0)
+  theta = 0.1 * ref.sigmoid(3.0 * rng.normal(size=t))  # the default max_lr
+  y, w, s = run_ops((ws, ss, k, v, q, theta, eta, alpha), chunk=chunk)
+  assert np.isfinite(y).all() and all(np.isfinite(a).all() for a in w + s)
+  assert max(np.abs(a).max() for a in w) < 1e3
