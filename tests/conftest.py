@@ -25,9 +25,10 @@ def tiny_model_config(**overrides):
   """A model small enough for float64 numpy references and per-token loops.
 
   d_model 16, 2 heads of D=8, 1 layer, vocab 32, block L=4; no remat (tests that need it say so).
-  Nested fields (bswa, xl, infini) take dicts that update the defaults.
+  Nested fields (bswa, xl, infini, memorizing, compressive, rmt) take dicts that update the defaults.
   """
-  nested = {k: overrides.pop(k) for k in ("bswa", "xl", "infini") if k in overrides}
+  nested = {k: overrides.pop(k) for k in ("bswa", "xl", "infini", "memorizing", "compressive", "rmt")
+            if k in overrides}
   base = dict(vocab_size=32, d_model=16, num_heads=2, num_layers=1, mlp_dim=32, block_len=4,
               remat_policy="none")
   base.update(overrides)

@@ -60,30 +60,48 @@ class BlockSlidingWindowAttention(QKVAttention):
     }
 
   def __call__(self, x, memory, *, positions, reset):
-    b, l, _ = x.shape
     q, k, v = self.project(x)
     q = attn_ops.rope(q, positions, self.rope_theta)
     k = attn_ops.rope(k, positions, self.rope_theta)
-    causal = attn_ops.causal_mask(l)[None, None]  # [1, 1, L, L]
     if self.mem_blocks == 0:
+      causal = attn_ops.causal_mask(x.shape[1])[None, None]  # [1, 1, L, L]
       return self.merge_heads(attn_ops.dot_product_attention(q, k, v, causal)), memory
+    memory = reset_memory(memory, self.init_memory(x.shape[0]), reset)
+    y = self.merge_heads(self.attend_with_cache(q, k, v, memory))
+    new_memory, _ = self.push_cache(memory, k, v)
+    return y, new_memory
 
-    memory = reset_memory(memory, self.init_memory(b), reset)
-    cached_k = memory["keys"].astype(k.dtype)
-    cached_v = memory["values"].astype(v.dtype)
-    keys = jnp.concatenate([cached_k, k], axis=1)    # [B, m*L + L, H, D]
-    values = jnp.concatenate([cached_v, v], axis=1)
-    cache_mask = jnp.broadcast_to(memory["valid"][:, None, None, :], (b, 1, l, cached_k.shape[1]))
-    mask = jnp.concatenate([cache_mask, jnp.broadcast_to(causal, (b, 1, l, l))], axis=-1)
-    y = self.merge_heads(attn_ops.dot_product_attention(q, keys, values, mask))
+  def attend_with_cache(self, q, k, v, cache, prefix=None):
+    """Attention of the block's rotated q [B, L, H, D] over [prefix | cache | block (causal)].
 
-    # Ring buffer as a shift: drop the oldest block, append this one.
-    new_k = jnp.concatenate([memory["keys"], k.astype(jnp.float32)], axis=1)[:, l:]
-    new_v = jnp.concatenate([memory["values"], v.astype(jnp.float32)], axis=1)[:, l:]
-    new_valid = jnp.concatenate([memory["valid"], jnp.ones((b, l), bool)], axis=1)[:, l:]
+    cache: this layer's memory {keys, values, valid}; prefix: optional extra slots in front of the
+    cache, a dict of the same form (the compressed memory of `compressive`). Returns [B, L, H, D]
+    before the output projection, so subclasses can mix it with another path."""
+    b, l = q.shape[:2]
+    causal = attn_ops.causal_mask(l)[None, None]  # [1, 1, L, L]
+    parts = [prefix, cache] if prefix is not None else [cache]
+    keys = jnp.concatenate([p["keys"].astype(k.dtype) for p in parts] + [k], axis=1)
+    values = jnp.concatenate([p["values"].astype(v.dtype) for p in parts] + [v], axis=1)
+    slots = sum(p["valid"].shape[1] for p in parts)
+    cache_mask = jnp.concatenate([p["valid"] for p in parts], axis=1)[:, None, None, :]
+    mask = jnp.concatenate([jnp.broadcast_to(cache_mask, (b, 1, l, slots)),
+                            jnp.broadcast_to(causal, (b, 1, l, l))], axis=-1)
+    return attn_ops.dot_product_attention(q, keys, values, mask)
+
+  def push_cache(self, cache, k, v):
+    """Ring buffer as a shift: drop the oldest block, append this one (k rotated).
+
+    Returns (new cache, evicted) where evicted {keys, values, valid} holds the L oldest slots that
+    left the cache (what `compressive` compresses)."""
+    b, l = k.shape[:2]
+    new_k = jnp.concatenate([cache["keys"], k.astype(jnp.float32)], axis=1)
+    new_v = jnp.concatenate([cache["values"], v.astype(jnp.float32)], axis=1)
+    new_valid = jnp.concatenate([cache["valid"], jnp.ones((b, l), bool)], axis=1)
+    evicted = {"keys": new_k[:, :l], "values": new_v[:, :l], "valid": new_valid[:, :l]}
+    new_k, new_v, new_valid = new_k[:, l:], new_v[:, l:], new_valid[:, l:]
     if self.stop_grad:
       new_k, new_v = jax.lax.stop_gradient(new_k), jax.lax.stop_gradient(new_v)
-    return y, {"keys": new_k, "values": new_v, "valid": new_valid}
+    return {"keys": new_k, "values": new_v, "valid": new_valid}, evicted
 
 
 class TransformerXLAttention(BlockSlidingWindowAttention):
