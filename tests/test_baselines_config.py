@@ -71,3 +71,16 @@ def dict_model(model, attention, **changes):
     section, leaf = path.split(".")
     model[section][leaf] = value
   return model
+
+
+@pytest.mark.parametrize("attention", ["memorizing", "compressive", "rmt"])
+def test_parameters_and_memory_are_distinct_buffers(tiny_cfg, attention):
+  """The train step donates its state: two leaves sharing one buffer would be donated twice (the
+  compressor's two kernels once did)."""
+  import jax
+  from flax import nnx
+  from longctx.models.decoder import Decoder
+  model = Decoder(tiny_cfg(attention=attention), nnx.Rngs(0))
+  leaves = jax.tree.leaves(nnx.state(model)) + jax.tree.leaves(model.init_memory(2))
+  pointers = [leaf.unsafe_buffer_pointer() for leaf in leaves]
+  assert len(set(pointers)) == len(pointers)

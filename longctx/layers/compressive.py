@@ -50,10 +50,10 @@ class CompressiveAttention(TransformerXLAttention):
     self.rate = rate
     self.compressed_len = compressed_len
     self.recon_weight = recon_weight
-    hd = d_model
-    pooling = jnp.broadcast_to(jnp.eye(hd, dtype=jnp.float32) / rate, (rate, hd, hd))
-    self.compress_keys = nnx.Param(pooling)    # [c, HD, HD]
-    self.compress_values = nnx.Param(pooling)  # [c, HD, HD]
+    # Two distinct buffers (one shared array would be donated twice by the train step).
+    pooling = lambda: jnp.tile(jnp.eye(d_model, dtype=jnp.float32)[None] / rate, (rate, 1, 1))
+    self.compress_keys = nnx.Param(pooling())    # [c, HD, HD]
+    self.compress_values = nnx.Param(pooling())  # [c, HD, HD]
 
   def init_memory(self, batch: int):
     shape = (batch, self.compressed_len, self.num_heads, self.head_dim)
