@@ -7,6 +7,10 @@ where x is one block [B, L, d_model], positions [B, L] absolute token positions 
 across blocks), and reset [B] bool marks examples whose memory must be cleared before this block
 (start of a new document). Memory is never a mutable variable: it goes in and comes out, so the
 decoder can carry it through jax.lax.scan.
+
+A layer with an auxiliary training loss (compressive's attention reconstruction) returns a third
+value, (y, new_memory, aux) with aux [B] float32 already weighted; the decoder sums it over layers
+and the scan driver adds its mean over examples and blocks to the training loss.
 """
 import jax
 import jax.numpy as jnp
