@@ -16,7 +16,7 @@ Formulas (l layers, H heads, d_key = d_value = D, N = the XL cache length = xl.m
   full          none carried (its cache grows with the input: "-")
 Attentions this script does not know are listed as "not covered".
 
-Sizes are shown in millions (one decimal below 10M). The ratio columns divide the ROUNDED sizes,
+Sizes are shown in millions (2 significant digits, units above 100M). The ratio columns divide the ROUNDED sizes,
 as the paper's Table 2 does (183M / 50M = 3.7x, 183M / 1.6M = 114x); `comp.` is the largest
 memory of the table (Memorizing at the paper's settings) over each row's.
 
@@ -27,6 +27,7 @@ reproduced when "65K" is counted as 65,000 pairs (133.1M + the 12-layer XL cache
 """
 import argparse
 import importlib.util
+import math
 import os
 import sys
 
@@ -72,16 +73,23 @@ def paper_models():
 
 
 def _rounded_millions(floats):
+  """Millions to 2 significant digits, or to the unit above 100 (1.585M -> 1.6, 50.3 -> 50,
+  183.45 -> 183, 0.0127 -> 0.013)."""
   m = floats / 1e6
-  return round(m, 1) if m < 10 else float(round(m))
+  if m == 0:
+    return 0.0
+  magnitude = math.floor(math.log10(m))
+  return round(m, max(2, magnitude + 1) - 1 - magnitude)
 
 
 def _fmt_millions(m):
-  return f"{m:.1f}M" if m < 10 else f"{m:.0f}M"
+  return f"{m:g}M"
 
 
 def _fmt_ratio(r):
-  return f"{r:.1f}x" if r < 10 else f"{r:.0f}x"
+  if r >= 10:
+    return f"{r:.0f}x"
+  return f"{r:.1f}x" if r >= 1 else f"{r:.2g}x"
 
 
 def table(named_models):
@@ -101,11 +109,11 @@ def table(named_models):
       note = "-" if r["attention"] == "full" else "not covered"
       lines.append(f"| {r['name']} | {r['attention']} | {note} | {note} | | |")
       continue
-    r["comp"] = largest / r["millions"]
+    r["comp"] = largest / r["millions"] if r["millions"] else None
     r["vs_infini"] = r["millions"] / infini if infini else None
     lines.append(f"| {r['name']} | {r['attention']} | {r['floats']:,} | {_fmt_millions(r['millions'])} "
-                 f"| {_fmt_ratio(r['comp'])} | "
-                 f"{_fmt_ratio(r['vs_infini']) if r['vs_infini'] else ''} |")
+                 f"| {_fmt_ratio(r['comp']) if r['comp'] else ''} | "
+                 f"{_fmt_ratio(r['vs_infini']) if r['vs_infini'] is not None else ''} |")
   return "\n".join(lines), rows
 
 

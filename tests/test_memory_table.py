@@ -64,3 +64,16 @@ def test_config_files_are_read():
   module = _load()
   model = module.load_model_config(os.path.join(_ROOT, "configs", "passkey", "rmt.py") + ":paper")
   assert module.memory_floats(model) == model.d_model * 100 * model.num_layers * 2
+
+
+def test_small_and_empty_memories_are_tabulated():
+  """Sizes far below 1M keep 2 significant digits (no zero division); an empty memory has no ratio."""
+  module = _load()
+  small = model_config(**_BASE, attention="infini")             # 3,264 floats
+  empty = model_config(**_BASE, attention="bswa")
+  empty.bswa.mem_blocks = 0
+  xl = model_config(**_BASE, attention="xl")                    # 32 * 4 * 32 * 3 = 12,288 floats
+  text, rows = module.table([("small", small), ("empty", empty), ("xl", xl)])
+  assert rows[0]["millions"] == 0.0033 and rows[2]["millions"] == 0.012
+  assert rows[1]["floats"] == 0 and rows[1]["comp"] is None
+  assert "| 0.0033M | 3.6x | 1.0x |" in text  # 0.012 / 0.0033
