@@ -63,6 +63,16 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
           normalize_values=True,  # l2-normalise v like k (stability; see layers/titans.py)
           remat_chunks=True,      # recompute per-token memory weights in the backward pass
       ),
+      # Memorizing Transformer: kNN memory of `capacity` (k, v) pairs per head (a multiple of
+      # block_len), top_k retrieved per query; layers: 0-based indices of the kNN layers, the
+      # others are Transformer-XL layers; () = every layer. The XL cache is model.xl.mem_blocks.
+      memorizing=dict(capacity=1024, top_k=32, layers=(), gate_init=0.0, scale_init=10.0,
+                      approximate=False, recall_target=0.95),
+      # Compressive Transformer: XL cache (model.xl.mem_blocks) + compressed_len slots of
+      # compressed memory at rate c (rate divides block_len); recon_weight scales the
+      # attention-reconstruction loss added to the training loss.
+      compressive=dict(compressed_len=256, rate=2, recon_weight=1.0),
+      rmt=dict(num_tokens=16),   # RMT: memory tokens read/written per block
   ))
   cfg.update(overrides)
   return cfg
@@ -189,6 +199,7 @@ def validate_model(model, field="model"):
   _validate_infinity_former(model.infinity_former, f"{field}.infinity_former")
   if model.attention == "titans":
     _validate_titans(model, f"{field}.titans")
+  _validate_baselines(model, field)
 
 
 def _validate_infinity_former(c, field):
@@ -225,6 +236,46 @@ def _validate_titans(model, field):
                      f"model.block_len={model.block_len}")
   if not t.max_lr > 0:
     raise ValueError(f"{field}.max_lr={t.max_lr} must be > 0")
+
+
+
+def _validate_baselines(model, field):
+  """memorizing, compressive and rmt options, checked when the attention uses them (their defaults
+  need not fit every block length)."""
+  if model.attention == "memorizing":
+    _validate_memorizing(model, field)
+  if model.attention == "compressive":
+    _validate_compressive(model, field)
+  if model.attention == "rmt" and model.rmt.num_tokens <= 0:
+    raise ValueError(f"{field}.rmt.num_tokens={model.rmt.num_tokens} must be positive")
+
+
+def _validate_memorizing(model, field):
+  mc = model.memorizing
+  if mc.capacity <= 0 or mc.capacity % model.block_len:
+    raise ValueError(f"{field}.memorizing.capacity={mc.capacity} must be a positive multiple of "
+                     f"{field}.block_len={model.block_len}")
+  if mc.top_k <= 0 or mc.top_k > mc.capacity:
+    raise ValueError(f"{field}.memorizing.top_k={mc.top_k} must lie in [1, capacity={mc.capacity}]")
+  if any(not 0 <= i < model.num_layers for i in mc.layers) or len(set(mc.layers)) != len(mc.layers):
+    raise ValueError(f"{field}.memorizing.layers={tuple(mc.layers)} must be distinct 0-based layer "
+                     f"indices below {field}.num_layers={model.num_layers}")
+  if mc.scale_init <= 0:
+    raise ValueError(f"{field}.memorizing.scale_init={mc.scale_init} must be > 0")
+  if not 0.0 < mc.recall_target <= 1.0:
+    raise ValueError(f"{field}.memorizing.recall_target={mc.recall_target} must lie in (0, 1]")
+
+
+def _validate_compressive(model, field):
+  cc = model.compressive
+  if cc.rate <= 0 or model.block_len % cc.rate:
+    raise ValueError(f"{field}.compressive.rate={cc.rate} must be a positive divisor of "
+                     f"{field}.block_len={model.block_len}")
+  if cc.compressed_len <= 0 or cc.compressed_len % (model.block_len // cc.rate):
+    raise ValueError(f"{field}.compressive.compressed_len={cc.compressed_len} must be a positive "
+                     f"multiple of block_len / rate = {model.block_len // cc.rate}")
+  if cc.recon_weight < 0:
+    raise ValueError(f"{field}.compressive.recon_weight={cc.recon_weight} must be >= 0")
 
 
 def validate_seq_len(model, seq_len: int, field: str):

@@ -105,6 +105,8 @@ def train_step(state, batch, *, graphdef, model_cfg, tx, schedule, train_cfg=Non
       # Accuracy on the tokens the loss weights (the passkey answer when other_weight = 0).
       "accuracy": jnp.sum(outs["correct"] * scored) / jnp.maximum(jnp.sum(scored), 1),
   }
+  if "aux_loss" in outs:  # layers' auxiliary losses (already inside `loss`), for monitoring
+    metrics["aux_loss"] = jnp.mean(outs["aux_loss"])
   new_state = dict(state, params=params, opt_state=opt_state, step=state["step"] + 1,
                    memory=jax.lax.stop_gradient(memory), rng=jax.random.key_data(rng))
   return new_state, metrics

@@ -39,6 +39,12 @@ costs real time but is NOT counted; the figure is an MFU-style "useful" FLOP rat
   mem_fwd    = num_layers * 2 * 2 * D * d                 infini only: retrieval sigma(q) M and
                                                           update sigma(k)^T v, 2 D d each (D =
                                                           head dim; 'linear_delta' adds a third)
+  memorizing: keys_seen as xl; mem_fwd = n_knn_layers * 2 * (capacity + top_k) * d  (scores against
+             every memory slot, then the top_k values)
+  compressive: keys_seen = xl's + compressed_len; mem_fwd = layers * (4 d^2 + 4 (L + L/c) d)
+             (two [c d, d] convolutions per evicted token; the two reconstruction attentions)
+  rmt:       each block runs L + 2m rows: keys_seen = (L + 2m)^2 / (2 L) per real token and
+             mem_fwd = 2 (2m / L) (N_mm - d V) (the memory rows' matmuls, no LM head)
   train      = 6 N_mm + 3 attn_fwd + 3 mem_fwd            (backward = 2 x forward)
              = 6 N_mm + 3*4*keys_seen*d*layers + 3*2*2*D*d*layers
   forward    = 2 N_mm + attn_fwd + mem_fwd
@@ -193,6 +199,12 @@ def model_flops_per_token(model_cfg, seq_len: int) -> dict:
     keys_seen = {"lmm": 0.0, "mac": t.persistent_tokens + block,
                  "mag": t.persistent_tokens + t.window_blocks * block + block / 2,
                  "mal": t.persistent_tokens + t.window_blocks * block + block / 2}[t.variant]
+  elif name == "memorizing":
+    keys_seen = model_cfg.xl.mem_blocks * block + block / 2
+  elif name == "compressive":
+    keys_seen = model_cfg.xl.mem_blocks * block + model_cfg.compressive.compressed_len + block / 2
+  elif name == "rmt":
+    keys_seen = (block + 2 * model_cfg.rmt.num_tokens) ** 2 / (2 * block)
   else:
     raise ValueError(name)
   attn_fwd = layers * 4 * keys_seen * d
@@ -216,6 +228,15 @@ def model_flops_per_token(model_cfg, seq_len: int) -> dict:
     # the read (2|W|): ~14 |W|; MAC also reads once more for retrieval.
     reads = 2 if t.variant == "mac" else 1
     mem_fwd = layers * model_cfg.num_heads * weights * (12 + 2 * reads)
+  elif name == "memorizing":
+    mc = model_cfg.memorizing
+    knn_layers = len(mc.layers) or layers
+    mem_fwd = knn_layers * 2 * (mc.capacity + mc.top_k) * d
+  elif name == "compressive":
+    rate = model_cfg.compressive.rate
+    mem_fwd = layers * (4 * d * d + 4 * (block + block / rate) * d)
+  elif name == "rmt":
+    mem_fwd = 2 * (2 * model_cfg.rmt.num_tokens / block) * (n_mm - d * v)
   return dict(matmul_params=n_mm, keys_seen=keys_seen, attn_fwd=attn_fwd, mem_fwd=mem_fwd,
               forward=2 * n_mm + attn_fwd + mem_fwd, train=6 * n_mm + 3 * attn_fwd + 3 * mem_fwd)
 

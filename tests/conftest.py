@@ -25,10 +25,11 @@ def tiny_model_config(**overrides):
   """A model small enough for float64 numpy references and per-token loops.
 
   d_model 16, 2 heads of D=8, 1 layer, vocab 32, block L=4; no remat (tests that need it say so).
-  Nested fields (bswa, xl, infini, fam, lora) take dicts that update the defaults.
+  Nested fields (bswa, xl, infini, fam, lora, ...) take dicts that update the defaults.
   """
   nested = {k: overrides.pop(k) for k in ("bswa", "xl", "infini", "fam", "lora", "infinity_former",
-                                          "titans") if k in overrides}
+                                          "titans", "memorizing", "compressive", "rmt")
+            if k in overrides}
   base = dict(vocab_size=32, d_model=16, num_heads=2, num_layers=1, mlp_dim=32, block_len=4,
               remat_policy="none")
   base.update(overrides)

@@ -13,6 +13,10 @@ rows of its own with the block; x is then [B, R + L, d_model] and the decoder la
 `feedback_input(prompt, memory, reset)`, `store_feedback(memory, rows)` and `prompt_attention(p)`
 (see longctx.models.decoder.DecoderLayer). `pass_state(memory, take)` is optional too (FAM's random
 state passing across training steps).
+
+A layer with an auxiliary training loss (compressive's attention reconstruction) returns a third
+value, (y, new_memory, aux) with aux [B] float32 already weighted; the decoder sums it over layers
+and the scan driver adds its mean over examples and blocks to the training loss.
 """
 import jax
 import jax.numpy as jnp

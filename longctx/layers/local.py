@@ -71,44 +71,57 @@ class BlockSlidingWindowAttention(QKVAttention):
     cache = {name: memory[name] for name in ("keys", "values", "valid")}
     return reset_memory(cache, self.init_cache(reset.shape[0]), reset)
 
-  def write_cache(self, cache, k, v):
-    """Ring buffer as a shift: drop the oldest block, append this one (k, v [B, L, H, D])."""
-    if self.mem_blocks == 0:
-      return {}
+  def push_cache(self, cache, k, v):
+    """Ring buffer as a shift: drop the oldest block, append this one (k rotated, v [B, L, H, D]).
+
+    Returns (new cache, evicted) where evicted {keys, values, valid} holds the L oldest slots that
+    left the cache (what `compressive` compresses)."""
     b, l = k.shape[:2]
-    new_k = jnp.concatenate([cache["keys"], k.astype(jnp.float32)], axis=1)[:, l:]
-    new_v = jnp.concatenate([cache["values"], v.astype(jnp.float32)], axis=1)[:, l:]
-    new_valid = jnp.concatenate([cache["valid"], jnp.ones((b, l), bool)], axis=1)[:, l:]
+    new_k = jnp.concatenate([cache["keys"], k.astype(jnp.float32)], axis=1)
+    new_v = jnp.concatenate([cache["values"], v.astype(jnp.float32)], axis=1)
+    new_valid = jnp.concatenate([cache["valid"], jnp.ones((b, l), bool)], axis=1)
+    evicted = {"keys": new_k[:, :l], "values": new_v[:, :l], "valid": new_valid[:, :l]}
+    new_k, new_v, new_valid = new_k[:, l:], new_v[:, l:], new_valid[:, l:]
     if self.stop_grad:
       new_k, new_v = jax.lax.stop_gradient(new_k), jax.lax.stop_gradient(new_v)
-    return {"keys": new_k, "values": new_v, "valid": new_valid}
+    return {"keys": new_k, "values": new_v, "valid": new_valid}, evicted
+
+  def write_cache(self, cache, k, v):
+    """The cache after this block ({} when m = 0), without what it evicted."""
+    return self.push_cache(cache, k, v)[0] if cache else {}
+
+  def attend_with_cache(self, q, k, v, cache, prefix=None):
+    """Attention of the block's rotated q [B, L, H, D] over [prefix | cache | block (causal)].
+
+    cache: this layer's memory {keys, values, valid} ({} for none); prefix: optional extra slots in
+    front of the cache, a dict of the same form (compressive's compressed memory, Titans' persistent
+    tokens). Returns [B, L, H, D] before the output projection, so subclasses can mix it with
+    another path."""
+    b, l = q.shape[:2]
+    causal = jnp.broadcast_to(attn_ops.causal_mask(l)[None, None], (b, 1, l, l))
+    parts = [p for p in (prefix, cache) if p]
+    keys = jnp.concatenate([p["keys"].astype(k.dtype) for p in parts] + [k], axis=1)
+    values = jnp.concatenate([p["values"].astype(v.dtype) for p in parts] + [v], axis=1)
+    masks = [jnp.broadcast_to(p["valid"][:, None, None, :], (b, 1, l, p["valid"].shape[1]))
+             for p in parts]
+    return attn_ops.dot_product_attention(q, keys, values, jnp.concatenate(masks + [causal], -1))
 
   def __call__(self, x, memory, *, positions, reset, prefix=None):
     """prefix: optional [P, d_model] tokens every query sees (Titans' persistent memory); their
     keys are rotated at the block's first position, so their relative distance to a query is the
     query's offset in the block, the same in every block."""
-    b, l, _ = x.shape
+    b = x.shape[0]
     q, k, v = self.project(x)
     q = attn_ops.rope(q, positions, self.rope_theta)
     k = attn_ops.rope(k, positions, self.rope_theta)
-    causal = jnp.broadcast_to(attn_ops.causal_mask(l)[None, None], (b, 1, l, l))
-    keys, values, mask = [], [], []
+    slots = None
     if prefix is not None:
       p = prefix.shape[0]
       _, pk, pv = self.project(jnp.broadcast_to(prefix.astype(x.dtype), (b,) + prefix.shape))
       pk = attn_ops.rope(pk, jnp.broadcast_to(positions[:, :1], (b, p)), self.rope_theta)
-      keys, values, mask = [pk], [pv], [jnp.ones((b, 1, l, p), bool)]
+      slots = {"keys": pk, "values": pv, "valid": jnp.ones((b, p), bool)}
     cache = self.read_cache(memory, reset)
-    if cache:
-      keys.append(cache["keys"].astype(k.dtype))
-      values.append(cache["values"].astype(v.dtype))
-      mask.append(jnp.broadcast_to(cache["valid"][:, None, None, :],
-                                   (b, 1, l, cache["valid"].shape[1])))
-    # [prefix,] [cache,] block: [B, (P +) (m*L +) L, H, D]
-    keys = jnp.concatenate(keys + [k], axis=1)
-    values = jnp.concatenate(values + [v], axis=1)
-    mask = jnp.concatenate(mask + [causal], axis=-1)
-    y = self.merge_heads(attn_ops.dot_product_attention(q, keys, values, mask))
+    y = self.merge_heads(self.attend_with_cache(q, k, v, cache, slots))
     return y, (self.write_cache(cache, k, v) if cache else memory)
 
 

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from longctx.layers import make_attention
+from longctx.layers import make_attention, make_token_memory
 from longctx.layers.lora import add_lora
 
 
@@ -23,10 +23,10 @@ class SwiGLU(nnx.Module):
 
 class DecoderLayer(nnx.Module):
 
-  def __init__(self, model_cfg, rngs: nnx.Rngs):
+  def __init__(self, model_cfg, rngs: nnx.Rngs, layer_index: int = 0):
     dtype = jnp.dtype(model_cfg.dtype)
     self.attn_norm = nnx.RMSNorm(model_cfg.d_model, dtype=dtype, rngs=rngs)
-    self.attention = make_attention(model_cfg, rngs)
+    self.attention = make_attention(model_cfg, rngs, layer_index)
     self.mlp_norm = nnx.RMSNorm(model_cfg.d_model, dtype=dtype, rngs=rngs)
     self.mlp = SwiGLU(model_cfg.d_model, model_cfg.mlp_dim, dtype=dtype, rngs=rngs)
 
@@ -34,7 +34,7 @@ class DecoderLayer(nnx.Module):
     return x + self.mlp(self.mlp_norm(x)).astype(x.dtype)
 
   def __call__(self, x, memory, *, positions, reset, prompt=None):
-    """x [B, L, d_model] -> (x, memory).
+    """x [B, L, d_model] -> (x, memory, aux); aux is the attention's auxiliary loss [B] or None.
 
     Hook for attention layers with `feedback_rows` R > 0 (FAM): the layer also processes R rows of
     its own (its previous FAM, or `prompt` [1, R, d_model] on a reset example, chosen by
@@ -43,13 +43,13 @@ class DecoderLayer(nnx.Module):
     """
     rows = getattr(self.attention, "feedback_rows", 0)
     if not rows:
-      a, memory = self.attention(self.attn_norm(x), memory, positions=positions, reset=reset)
-      return self.feed_forward(x + a.astype(x.dtype)), memory
+      a, memory, *aux = self.attention(self.attn_norm(x), memory, positions=positions, reset=reset)
+      return self.feed_forward(x + a.astype(x.dtype)), memory, (aux[0] if aux else None)
     fam, residual = self.attention.feedback_input(prompt, memory, reset)
     h = jnp.concatenate([fam.astype(x.dtype), x], axis=1)   # [B, R + L, d_model]
     a, memory = self.attention(self.attn_norm(h), memory, positions=positions, reset=reset)
     h = self.feed_forward(jnp.concatenate([residual.astype(x.dtype), x], axis=1) + a.astype(x.dtype))
-    return h[:, rows:], self.attention.store_feedback(memory, h[:, :rows])
+    return h[:, rows:], self.attention.store_feedback(memory, h[:, :rows]), None
 
   def propagate_prompt(self, prompt):
     """The feedback prompt through this layer alone (its rows attend only to each other)."""
@@ -57,7 +57,8 @@ class DecoderLayer(nnx.Module):
 
 
 class Decoder(nnx.Module):
-  """Block-recurrent decoder. Memory: a tuple with one pytree per layer."""
+  """Block-recurrent decoder. Memory: a tuple with one pytree per layer (then the token memory's,
+  if the model has one: RMT)."""
 
   def __init__(self, model_cfg, rngs: nnx.Rngs):
     # Plain fields, not the ConfigDict: the graphdef must stay hashable and static.
@@ -66,7 +67,8 @@ class Decoder(nnx.Module):
     self.tie_embeddings = model_cfg.tie_embeddings
     self.dtype = jnp.dtype(model_cfg.dtype)
     self.embed = nnx.Embed(model_cfg.vocab_size, model_cfg.d_model, rngs=rngs)
-    self.layers = nnx.List([DecoderLayer(model_cfg, rngs) for _ in range(model_cfg.num_layers)])
+    self.layers = nnx.List([DecoderLayer(model_cfg, rngs, i) for i in range(model_cfg.num_layers)])
+    self.token_memory = make_token_memory(model_cfg, rngs)
     self.final_norm = nnx.RMSNorm(model_cfg.d_model, dtype=self.dtype, rngs=rngs)
     if not model_cfg.tie_embeddings:
       self.lm_head = nnx.Linear(model_cfg.d_model, model_cfg.vocab_size, use_bias=False,
@@ -85,27 +87,46 @@ class Decoder(nnx.Module):
     return seq_len if self.attention_name == "full" else self.block_len
 
   def init_memory(self, batch: int):
-    return tuple(layer.attention.init_memory(batch) for layer in self.layers)
+    memory = tuple(layer.attention.init_memory(batch) for layer in self.layers)
+    if self.token_memory is not None:
+      memory += (self.token_memory.init_memory(batch),)
+    return memory
 
   def pass_state(self, memory, take):
     """Random state passing across training steps (FAM App. B.2): each layer whose attention has
     `pass_state` hands batch element 0's state to every example's next reset where `take`."""
-    return tuple(layer.attention.pass_state(mem, take) if hasattr(layer.attention, "pass_state")
-                 else mem for layer, mem in zip(self.layers, memory))
+    layers = tuple(layer.attention.pass_state(mem, take) if hasattr(layer.attention, "pass_state")
+                   else mem for layer, mem in zip(self.layers, memory))
+    return layers + tuple(memory[len(self.layers):])
 
   def __call__(self, tokens, memory, *, positions, reset):
     """tokens, positions [B, L]; reset [B] -> (logits [B, L, V] float32, new memory)."""
+    logits, memory, _ = self.forward_with_aux(tokens, memory, positions=positions, reset=reset)
+    return logits, memory
+
+  def forward_with_aux(self, tokens, memory, *, positions, reset):
+    """As __call__, plus the layers' auxiliary losses summed: [B] float32, or None if no layer
+    has one (a static property of the model)."""
     x = self.embed(tokens).astype(self.dtype)
+    layer_memory = memory[:len(self.layers)]
+    if self.token_memory is not None:
+      x, positions, token_mem = self.token_memory.extend(x, memory[-1], positions, reset)
     prompt = self.feedback_prompt[...][None].astype(self.dtype) if self.feedback_rows else None
-    new_memory = []
-    for i, (layer, mem) in enumerate(zip(self.layers, memory)):
-      x, mem = layer(x, mem, positions=positions, reset=reset, prompt=prompt)
+    new_memory, aux_losses = [], []
+    for i, (layer, mem) in enumerate(zip(self.layers, layer_memory)):
+      x, mem, aux = layer(x, mem, positions=positions, reset=reset, prompt=prompt)
       new_memory.append(mem)
+      if aux is not None:
+        aux_losses.append(aux.astype(jnp.float32))
       if prompt is not None and i + 1 < len(self.layers):
         prompt = layer.propagate_prompt(prompt)
     x = self.final_norm(x)
+    if self.token_memory is not None:
+      x, token_mem = self.token_memory.split(x)
+      new_memory.append(token_mem)
     if self.tie_embeddings:
       logits = self.embed.attend(x)
     else:
       logits = self.lm_head(x)
-    return logits.astype(jnp.float32), tuple(new_memory)
+    aux = sum(aux_losses) if aux_losses else None
+    return logits.astype(jnp.float32), tuple(new_memory), aux

@@ -42,9 +42,15 @@ def token_outputs(logits, targets, weights):
 
 
 def block_step(model, memory, block):
-  """One block through the decoder. block: inputs/targets/weights/positions [B, L], reset [B]."""
-  logits, memory = model(block["inputs"], memory, positions=block["positions"], reset=block["reset"])
-  return memory, token_outputs(logits, block["targets"], block["weights"])
+  """One block through the decoder. block: inputs/targets/weights/positions [B, L], reset [B].
+  Outputs 'loss', 'correct' [B, L], and 'aux_loss' [B] (summed over layers) for a model whose
+  layers return auxiliary losses (decoder.py)."""
+  logits, memory, aux = model.forward_with_aux(block["inputs"], memory,
+                                               positions=block["positions"], reset=block["reset"])
+  outs = token_outputs(logits, block["targets"], block["weights"])
+  if aux is not None:
+    outs["aux_loss"] = aux
+  return memory, outs
 
 
 def _to_blocks(x, block_len):
@@ -62,7 +68,8 @@ def _from_blocks(x):
 def run_blocks(graphdef, params, memory, batch, model_cfg):
   """Runs the decoder over batch['inputs'] [B, T] block by block.
 
-  Returns (final memory, {'loss': [B, T], 'correct': [B, T]}). reset[b] clears example b's memory
+  Returns (final memory, {'loss': [B, T], 'correct': [B, T]}, plus 'aux_loss' [B, T/L] when the
+  model has auxiliary losses). reset[b] clears example b's memory
   before the first block; later blocks never reset. Gradients flow through the memory carry unless
   model_cfg.bptt_blocks = k > 0, which stops them at every k-th block boundary.
   """
@@ -95,7 +102,8 @@ def run_blocks(graphdef, params, memory, batch, model_cfg):
     memory, outs = jax.lax.scan(body, memory, xs, unroll=model_cfg.scan_unroll)
   else:
     memory, outs = _grouped_scan(body, memory, xs, num_blocks, group, model_cfg.scan_unroll)
-  return memory, {k: _from_blocks(v) for k, v in outs.items()}
+  return memory, {k: (jnp.swapaxes(v, 0, 1) if k == "aux_loss" else _from_blocks(v))
+                  for k, v in outs.items()}
 
 
 def scan_group_size(num_blocks: int, setting: int) -> int:
@@ -126,8 +134,13 @@ def _grouped_scan(body, memory, xs, num_blocks, group, unroll):
 
 
 def mean_loss(params, graphdef, memory, batch, model_cfg):
-  """Weighted mean token loss, for jax.grad; aux = (final memory, per-token outputs)."""
+  """Weighted mean token loss, for jax.grad; aux = (final memory, per-token outputs).
+
+  Layers' auxiliary losses (already weighted by their layer, summed over layers) are added as
+  their mean over examples and blocks."""
   memory, outs = run_blocks(graphdef, params, memory, batch, model_cfg)
   weights = complete_batch(batch)["weights"]
   loss = jnp.sum(outs["loss"]) / jnp.maximum(jnp.sum(weights), 1.0)
+  if "aux_loss" in outs:
+    loss = loss + jnp.mean(outs["aux_loss"])
   return loss, (memory, outs)
