@@ -130,6 +130,27 @@ def base_config() -> ml_collections.ConfigDict:
   return cfg
 
 
+def load_common(config_file: str):
+  """The `common.py` beside a config file, loaded by path under a name unique to its folder
+  (`configs_<folder>_common`) and cached: every configs/<task>/ has its own common.py, so a plain
+  `import common` would return whichever one a process imported first."""
+  import importlib.util
+  import os
+  import sys
+  folder = os.path.dirname(os.path.abspath(config_file))
+  name = f"configs_{os.path.basename(folder)}_common"
+  if name not in sys.modules:
+    spec = importlib.util.spec_from_file_location(name, os.path.join(folder, "common.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+      spec.loader.exec_module(module)
+    except BaseException:
+      del sys.modules[name]
+      raise
+  return sys.modules[name]
+
+
 def parse_arg(arg: str, **defaults) -> ml_collections.ConfigDict:
   """'cpu,attention=bswa' -> {preset: 'cpu', attention: 'bswa'} (big_vision style arguments).
 

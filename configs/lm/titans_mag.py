@@ -6,18 +6,10 @@ Presets smoke | cpu | paper with size=340m|400m|760m (configs/lm/common.py; read
 task is not wired yet). Table 1 targets (Wiki ppl / LMB ppl / avg acc): see papers.md 2(c), e.g.
 340M MAC 25.43/28.13/47.36, MAG 25.07/28.72/47.54, MAL 24.69/28.80/46.55, LMM 26.18/29.97/46.17.
 """
-import importlib.util
-import os
 
 from longctx import config as config_lib
 
-# Loaded by path under a unique name: several config folders have a common.py, and a plain
-# `import common` would get whichever was imported first.
-_spec = importlib.util.spec_from_file_location(
-    "lm_common", os.path.join(os.path.dirname(__file__), "common.py"))
-_common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_common)
-lm_config = _common.lm_config
+lm_config = config_lib.load_common(__file__).lm_config
 
 
 def get_config(arg="cpu"):

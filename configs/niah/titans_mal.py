@@ -7,18 +7,10 @@ MAC 99.2/98.8/99.0/98.4, 99.6/98.2/97.6/97.4, 98.2/98.2/95.6/95.2; MAG and MAL w
 LMM 99.8/98.4/98.2/96.2, 100/99.8/93.4/80.2, 90.4/89.4/85.8/80.6. The bar: MAL at or above LMM,
 LMM above its linear-memory ablation (configs/niah/titans_lmm.py:cpu,linear=True).
 """
-import importlib.util
-import os
 
 from longctx import config as config_lib
 
-# Loaded by path under a unique name: several config folders have a common.py, and a plain
-# `import common` would get whichever was imported first.
-_spec = importlib.util.spec_from_file_location(
-    "niah_common", os.path.join(os.path.dirname(__file__), "common.py"))
-_common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_common)
-niah_config = _common.niah_config
+niah_config = config_lib.load_common(__file__).niah_config
 
 
 def get_config(arg="cpu"):

@@ -7,13 +7,9 @@ of (mem_blocks + 1) blocks per layer.
 Presets: smoke | cpu | paper. Memory blocks: --config.model.bswa.mem_blocks=2 (M2);
 stop-gradient cache (M1_SG): --config.model.bswa.stop_grad=True.
 """
-import os
-import sys
+from longctx import config as config_lib
 
-sys.path.insert(0, os.path.dirname(__file__))
-from common import passkey_config  # noqa: E402
-
-from longctx import config as config_lib  # noqa: E402
+passkey_config = config_lib.load_common(__file__).passkey_config
 
 
 def get_config(arg="cpu"):

@@ -7,13 +7,9 @@ Presets: smoke | cpu | paper (see configs/passkey/common.py). As the paper's bes
 (n_s = n_m = n_cm, rate c = 2): one block of XL cache (model.xl.mem_blocks) and one block's worth of
 compressed slots at rate 2; the reconstruction loss is added with weight 1.
 """
-import os
-import sys
+from longctx import config as config_lib
 
-sys.path.insert(0, os.path.dirname(__file__))
-from common import passkey_config  # noqa: E402
-
-from longctx import config as config_lib  # noqa: E402
+passkey_config = config_lib.load_common(__file__).passkey_config
 
 
 def get_config(arg="cpu"):

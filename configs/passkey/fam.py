@@ -19,13 +19,9 @@ The BSWA side of Fig. 3a (M0..M4): configs/passkey/bswa.py with --config.model.b
   Build/compile only here (--config.train.compile_only=True); fine-tuning needs a pretrained
   checkpoint, which longctx does not load yet.
 """
-import os
-import sys
+from longctx import config as config_lib
 
-sys.path.insert(0, os.path.dirname(__file__))
-from common import passkey_config  # noqa: E402
-
-from longctx import config as config_lib  # noqa: E402
+passkey_config = config_lib.load_common(__file__).passkey_config
 
 
 def get_config(arg="cpu"):

@@ -5,13 +5,9 @@ one block). Evaluation lengths are capped where the attention matrix fits.
 
 Presets: smoke | cpu | paper.
 """
-import os
-import sys
+from longctx import config as config_lib
 
-sys.path.insert(0, os.path.dirname(__file__))
-from common import passkey_config  # noqa: E402
-
-from longctx import config as config_lib  # noqa: E402
+passkey_config = config_lib.load_common(__file__).passkey_config
 
 
 def get_config(arg="cpu"):

@@ -6,13 +6,9 @@ Presets: smoke | cpu | paper (see configs/passkey/common.py). Targets Table 3's 
 94-100% token accuracy at start/middle/end up to 1M tokens. `linear_delta` selects the delta rule:
   --config=configs/passkey/infini.py:cpu --config.model.infini.update_rule=linear_delta
 """
-import os
-import sys
+from longctx import config as config_lib
 
-sys.path.insert(0, os.path.dirname(__file__))
-from common import passkey_config  # noqa: E402
-
-from longctx import config as config_lib  # noqa: E402
+passkey_config = config_lib.load_common(__file__).passkey_config
 
 
 def get_config(arg="cpu"):

@@ -8,13 +8,9 @@ about 3/4 depth, as the paper's layer 9 of 12 (model.memorizing.layers, 0-based)
 are Transformer-XL layers with model.xl.mem_blocks cached blocks. Exact top-k; on TPU
 --config.model.memorizing.approximate=True uses lax.approx_max_k.
 """
-import os
-import sys
+from longctx import config as config_lib
 
-sys.path.insert(0, os.path.dirname(__file__))
-from common import passkey_config  # noqa: E402
-
-from longctx import config as config_lib  # noqa: E402
+passkey_config = config_lib.load_common(__file__).passkey_config
 
 
 def get_config(arg="cpu"):

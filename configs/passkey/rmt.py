@@ -8,13 +8,9 @@ Presets: smoke | cpu | paper (see configs/passkey/common.py). paper: 100 memory 
 block, Infini's best RMT setting (papers.md 3(b)). Gradients flow through every block of a training
 sequence; --config.model.bptt_blocks=k truncates them every k blocks (the paper's unroll depth).
 """
-import os
-import sys
+from longctx import config as config_lib
 
-sys.path.insert(0, os.path.dirname(__file__))
-from common import passkey_config  # noqa: E402
-
-from longctx import config as config_lib  # noqa: E402
+passkey_config = config_lib.load_common(__file__).passkey_config
 
 
 def get_config(arg="cpu"):

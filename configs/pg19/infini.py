@@ -7,14 +7,9 @@ Table 2: PG19 token perplexity 9.65 Linear, 9.67 Linear+Delta; Transformer-XL 11
 Presets: smoke | cpu | paper (configs/pg19/common.py). Linear + Delta:
   --config.model.infini.update_rule=linear_delta
 """
-import os
-import sys
+from longctx import config as config_lib
 
-# configs/ on the path and the package-qualified name: every task folder has its own common.py.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pg19.common import text_config  # noqa: E402
-
-from longctx import config as config_lib  # noqa: E402
+text_config = config_lib.load_common(__file__).text_config
 
 
 def get_config(arg="cpu"):
