@@ -19,7 +19,7 @@ Decisions where the paper is open (papers.md 1(e)):
     after it. Feeding layer l the FAM *output* of layer l-1 for the same block instead would let a
     block token at layer >= 1 see the block's future tokens through the FAM (which attended to the
     whole block), so that reading is rejected. P_l does not depend on the data; the decoder
-    recomputes it each block (F rows per layer, unbatched).
+    computes it (F rows per layer, unbatched) only in blocks where some example resets.
   - The first update (on a reset example) uses a zero residual: A^F_1 = SelfAttention(...) + 0.
   - Positions (1(e).5, App. B.2): block tokens keep their own positions; the previous FAM gets the
     last F positions of the block it compressed, i.e. positions[:, 0] - F + (0..F-1) (also for the

@@ -99,6 +99,24 @@ class Decoder(nnx.Module):
                    else mem for layer, mem in zip(self.layers, memory))
     return layers + tuple(memory[len(self.layers):])
 
+  def layer_prompts(self, reset):
+    """FAM's prompt as each layer sees it, P_0 .. P_{n-1}, each [1, F, d_model].
+
+    P_l does not depend on the data, and only examples starting a new document read it, so it is
+    computed under lax.cond only for blocks with a reset (in training, the first block of each
+    step): the other blocks skip its F rows per layer (+F / (B L) of the layer FLOPs otherwise)."""
+    prompt = self.feedback_prompt[...][None].astype(self.dtype)
+
+    def propagate():
+      out = [prompt]
+      for layer in self.layers[:-1]:
+        out.append(layer.propagate_prompt(out[-1]))
+      return jnp.stack(out)
+
+    stacked = jax.lax.cond(jnp.any(reset), propagate,
+                           lambda: jnp.zeros((len(self.layers),) + prompt.shape, prompt.dtype))
+    return list(stacked)
+
   def __call__(self, tokens, memory, *, positions, reset):
     """tokens, positions [B, L]; reset [B] -> (logits [B, L, V] float32, new memory)."""
     logits, memory, _ = self.forward_with_aux(tokens, memory, positions=positions, reset=reset)
@@ -111,15 +129,13 @@ class Decoder(nnx.Module):
     layer_memory = memory[:len(self.layers)]
     if self.token_memory is not None:
       x, positions, token_mem = self.token_memory.extend(x, memory[-1], positions, reset)
-    prompt = self.feedback_prompt[...][None].astype(self.dtype) if self.feedback_rows else None
+    prompts = self.layer_prompts(reset) if self.feedback_rows else [None] * len(self.layers)
     new_memory, aux_losses = [], []
-    for i, (layer, mem) in enumerate(zip(self.layers, layer_memory)):
+    for layer, mem, prompt in zip(self.layers, layer_memory, prompts):
       x, mem, aux = layer(x, mem, positions=positions, reset=reset, prompt=prompt)
       new_memory.append(mem)
       if aux is not None:
         aux_losses.append(aux.astype(jnp.float32))
-      if prompt is not None and i + 1 < len(self.layers):
-        prompt = layer.propagate_prompt(prompt)
     x = self.final_norm(x)
     if self.token_memory is not None:
       x, token_mem = self.token_memory.split(x)
