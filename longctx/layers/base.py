@@ -31,6 +31,19 @@ def reset_memory(memory, initial, reset: jax.Array):
   return jax.tree.map(pick, memory, initial)
 
 
+def apply_flat(fn, x: jax.Array) -> jax.Array:
+  """fn (dense layers acting on the last axis) applied to x [..., d] as a 2-D [N, d] array, the
+  result reshaped back to x's leading axes.
+
+  Why: on a 3-D input [B, L, d] the weight gradient of a dense layer contracts two axes (B and L),
+  and XLA:CPU lays it out with transposing copies of the [B, L, f] activation gradients; on
+  [B*L, d] it is one plain GEMM. Measured on 2 cores (d 256, SwiGLU 1024, 1,024 tokens): the MLP's
+  forward 1.5x and its gradient 2.1x faster."""
+  lead = x.shape[:-1]
+  y = fn(x.reshape((-1, x.shape[-1])))
+  return y.reshape(lead + y.shape[-1:])
+
+
 class QKVAttention(nnx.Module):
   """Query/key/value/output projections common to all attention variants (no biases)."""
 
@@ -46,10 +59,9 @@ class QKVAttention(nnx.Module):
     """x [B, L, d_model] -> q, k, v each [B, L, H, D]."""
     b, l, _ = x.shape
     shape = (b, l, self.num_heads, self.head_dim)
-    return (self.query(x).reshape(shape), self.key(x).reshape(shape),
-            self.value(x).reshape(shape))
+    return tuple(apply_flat(proj, x).reshape(shape) for proj in (self.query, self.key, self.value))
 
   def merge_heads(self, a: jax.Array) -> jax.Array:
     """a [B, L, H, D] -> output projection [B, L, d_model]."""
     b, l, h, d = a.shape
-    return self.out(a.reshape(b, l, h * d).astype(self.dtype))
+    return apply_flat(self.out, a.reshape(b, l, h * d).astype(self.dtype))

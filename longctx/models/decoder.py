@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from longctx.layers import make_attention, make_token_memory
+from longctx.layers.base import apply_flat
 from longctx.layers.lora import add_lora
 
 
@@ -18,7 +19,7 @@ class SwiGLU(nnx.Module):
     self.gate, self.up, self.down = linear(d_model, hidden), linear(d_model, hidden), linear(hidden, d_model)
 
   def __call__(self, x):
-    return self.down(jax.nn.silu(self.gate(x)) * self.up(x))
+    return apply_flat(lambda h: self.down(jax.nn.silu(self.gate(h)) * self.up(h)), x)
 
 
 class DecoderLayer(nnx.Module):
@@ -140,9 +141,6 @@ class Decoder(nnx.Module):
     if self.token_memory is not None:
       x, token_mem = self.token_memory.split(x)
       new_memory.append(token_mem)
-    if self.tie_embeddings:
-      logits = self.embed.attend(x)
-    else:
-      logits = self.lm_head(x)
+    logits = apply_flat(self.embed.attend if self.tie_embeddings else self.lm_head, x)
     aux = sum(aux_losses) if aux_losses else None
     return logits.astype(jnp.float32), tuple(new_memory), aux
