@@ -171,6 +171,22 @@ def test_compile_only_takes_the_text_batch_with_positions(tmp_path):
   assert train.train_and_evaluate(cfg, str(tmp_path / "c"))["compiled"]
 
 
+@pytest.mark.parametrize("task, arch", [("pg19", a) for a in ("memorizing", "compressive", "rmt",
+                                                                 "fam", "titans_mac",
+                                                                 "infinity_former")]
+                         + [("lm", "infinity_former"), ("lm", "titans_lmm")])
+def test_memory_model_text_configs_compile_their_smoke_step(tmp_path, task, arch):
+  """The memory models' text configs (carried memory across steps included) build and compile."""
+  _write_corpus(str(tmp_path / "train"), (40, 7, 25), seed=0)
+  _write_corpus(str(tmp_path / "heldout"), (30,), seed=1)
+  cfg = load_config(task, arch).get_config(
+      f"smoke,path={tmp_path / 'train'},heldout={tmp_path / 'heldout'}")
+  cfg.unlock()
+  cfg.train.compile_only = True
+  cfg.lock()
+  assert train.train_and_evaluate(cfg, str(tmp_path / "c"))["compiled"]
+
+
 @pytest.mark.slow
 def test_pg19_paper_preset_compiles(tmp_path):
   for arch in ("infini", "xl"):

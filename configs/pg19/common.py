@@ -15,8 +15,13 @@ DEFAULT_TRAIN = "data/vimdoc/train"
 DEFAULT_HELDOUT = "data/vimdoc/heldout"
 
 
+def text_arg(arg: str):
+  """The parsed config argument: .preset, .path, .heldout."""
+  return config_lib.parse_arg(arg, preset="cpu", path="", heldout="")
+
+
 def text_config(attention: str, arg: str, **model_overrides):
-  a = config_lib.parse_arg(arg, preset="cpu", path="", heldout="")
+  a = text_arg(arg)
   cfg = config_lib.base_config()
   cfg.model.attention = attention
   cfg.data.update(task="text", source="local", path=a.path or DEFAULT_TRAIN, split="train")
