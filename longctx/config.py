@@ -37,7 +37,10 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
       # infinity-former (layers/infinity_former.py); defaults = official sorting code
       infinity_former=dict(stm_blocks=1, num_basis=512, basis_widths=(0.01, 0.05),
                            ridge_lambda=1.0, tau=0.75, num_samples=512, sticky=False,
-                           num_bins=128, min_var=1e-6, stop_grad=True),
+                           num_bins=128, min_var=1e-6, stop_grad=True,
+                           # KL(N(mu, var) || N(mu0, sigma0^2)) on the LTM densities: official code
+                           # only, not in the paper; off (0) by default. kl_mu0 < 0: no mean term.
+                           kl_weight=0.0, kl_sigma0=0.05, kl_mu0=-1.0),
       # TransformerFAM (Table 4 defaults): FAM length L_F, BSWA memory blocks next to the FAM.
       fam=dict(fam_len=64, mem_blocks=3),
       # LoRA on the attention and MLP projections (rank 0: off). With LoRA on, only the LoRA factors
@@ -235,6 +238,8 @@ def _validate_infinity_former(c, field):
       ("num_samples", c.num_samples >= 1, ">= 1"),
       ("num_bins", c.num_bins >= 1, ">= 1"),
       ("min_var", c.min_var > 0, "> 0"),
+      ("kl_weight", c.kl_weight >= 0, ">= 0"),
+      ("kl_sigma0", c.kl_sigma0 > 0, "> 0"),
   )
   for name, ok, what in checks:
     if not ok:

@@ -333,3 +333,53 @@ def test_gradients_reach_earlier_blocks_through_the_long_term_memory(tiny_cfg):
   eps = 1e-2
   fd = (shifted(eps) - shifted(-eps)) / (2 * eps)
   np.testing.assert_allclose(np.sum(g * direction), fd, rtol=5e-2, atol=1e-5)
+
+
+def test_kl_to_prior_matches_quadrature():
+  """The optional KL regulariser (official code, not the paper) against KL computed by numerical
+  integration of p log(p / q) for N(mu, var) and N(mu0, sigma0^2)."""
+  from longctx.ops.continuous_attention import gaussian_kl_to_prior
+  t = np.linspace(-4.0, 5.0, 400001)
+  log_gauss = lambda x, m, v: -0.5 * (x - m) ** 2 / v - 0.5 * np.log(2 * np.pi * v)
+  for mu, var, mu0 in ((0.3, 0.01, 0.5), (0.7, 0.0004, 0.7), (0.1, 0.2, 0.9)):
+    log_p, log_q = log_gauss(t, mu, var), log_gauss(t, mu0, 0.05 ** 2)  # no underflow of q
+    kl_num = np.trapezoid(np.exp(log_p) * (log_p - log_q), t)
+    ours = float(gaussian_kl_to_prior(jnp.float32(mu), jnp.float32(var), 0.05, mu0))
+    np.testing.assert_allclose(ours, kl_num, rtol=1e-3)
+    # Without mu0, the code's default: the mean term is dropped.
+    no_mean = float(gaussian_kl_to_prior(jnp.float32(mu), jnp.float32(var), 0.05))
+    np.testing.assert_allclose(no_mean, kl_num - 0.5 * (mu - mu0) ** 2 / 0.05 ** 2, rtol=1e-3,
+                               atol=1e-4)
+
+
+def test_kl_option_adds_the_weighted_mean_kl_of_filled_reads_to_the_loss(tiny_cfg):
+  """kl_weight > 0: the training loss grows by kl_weight x the mean KL of the densities of blocks
+  that read a filled LTM (recomputed here from the layer's own read); kl_weight 0 returns no aux."""
+  base = dict(LTM, sticky=False)
+  cfg0 = tiny_cfg(attention="infinity_former", num_layers=1, block_len=L, infinity_former=base)
+  cfg1 = tiny_cfg(attention="infinity_former", num_layers=1, block_len=L,
+                  infinity_former=dict(base, kl_weight=0.5))
+  m0, m1 = Decoder(cfg0, nnx.Rngs(0)), Decoder(cfg1, nnx.Rngs(0))
+  g0, p0 = nnx.split(m0, nnx.Param)
+  g1, p1 = nnx.split(m1, nnx.Param)
+  batch = token_batch(2, cfg0.vocab_size)
+  loss0, (_, outs0) = scan.mean_loss(p0, g0, m0.init_memory(B), batch, cfg0)
+  loss1, (_, outs1) = scan.mean_loss(p1, g1, m1.init_memory(B), batch, cfg1)
+  assert "aux_loss" not in outs0
+  np.testing.assert_allclose(np.asarray(outs1["loss"]), np.asarray(outs0["loss"]), atol=1e-6)
+  # Reference: run the layer block by block, recompute (mu, var) of its reads, numpy KL.
+  layer = m1.layers[0]
+  memory, expected = m1.init_memory(B)[0], []
+  x = m1.embed(jnp.asarray(batch["inputs"]))
+  for s in range(NUM_BLOCKS):
+    h = layer.attn_norm(x[:, s * L:(s + 1) * L])
+    _, mu, var = layer.attention.read(h, memory["ltm_coeffs"])
+    mu, var = np.asarray(mu, np.float64), np.asarray(var, np.float64)
+    kl = 0.5 * (var / 0.05 ** 2 - np.log(var / 0.05 ** 2) - 1.0)
+    expected.append(0.5 * kl.mean(axis=(1, 2)) * np.asarray(memory["ltm_filled"], np.float64))
+    _, memory, _ = layer.attention(h, memory, positions=jnp.asarray(batch["positions"][:, s * L:(s + 1) * L]),
+                                   reset=jnp.full((B,), s == 0))
+  expected = np.stack(expected, 1)  # [B, blocks]
+  assert expected[:, 0].max() == 0 and expected[:, 2:].min() > 0
+  np.testing.assert_allclose(np.asarray(outs1["aux_loss"]), expected, rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(float(loss1) - float(loss0), expected.mean(), rtol=1e-4, atol=1e-7)

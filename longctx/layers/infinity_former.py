@@ -28,9 +28,14 @@ Decisions (papers.md 4(e)):
   - `stop_grad` (default True, official: B_past detached, XL mems detached): no gradient through
     the stored coefficients or inputs into earlier blocks. False back-propagates through the
     contractions across blocks.
-  - Not built: the KL regulariser towards N(mu_0, sigma_0^2) (not from the paper; would need an
-    auxiliary loss through models/scan.py), the CNN mask over the memory vectors, the boundary
-    padding of the ridge fit over [-0.5, 1.5]. Sorting's official config uses KL and the mask.
+  - The KL regulariser of the official code, NOT from the paper, is an option off by default
+    (`kl_weight` > 0): KL(N(mu, sigma^2) || N(mu_0, sigma_0^2)) per query and head (sigma_0 0.05;
+    the mean term only when kl_mu0 >= 0, as the code's mu_0 switch), averaged over heads and
+    queries of the blocks that read a filled LTM, times kl_weight (the official kl_m is 1e-6),
+    returned as the layer's auxiliary loss [B] (the decoder sums layers; the scan driver averages
+    examples and blocks into the training loss).
+  - Not built: the CNN mask over the memory vectors, the boundary padding of the ridge fit over
+    [-0.5, 1.5]. Sorting's official config uses KL and the mask.
 The memory is float32; the LTM path computes in float32 whatever the activation dtype.
 """
 import functools
@@ -61,7 +66,8 @@ class InfinityFormerAttention(nnx.Module):
 
   def __init__(self, d_model, num_heads, *, block_len: int, stm_blocks: int, num_basis: int,
                basis_widths, ridge_lambda: float, tau: float, num_samples: int, sticky: bool,
-               num_bins: int, min_var: float, stop_grad: bool, dtype, rope_theta, rngs: nnx.Rngs):
+               num_bins: int, min_var: float, stop_grad: bool, dtype, rope_theta, rngs: nnx.Rngs,
+               kl_weight: float = 0.0, kl_sigma0: float = 0.05, kl_mu0: float = -1.0):
     self.stm = TransformerXLAttention(d_model, num_heads, block_len=block_len, mem_blocks=stm_blocks,
                                       dtype=dtype, rope_theta=rope_theta, rngs=rngs)
     self.num_heads, self.head_dim, self.d_model = num_heads, d_model // num_heads, d_model
@@ -69,6 +75,8 @@ class InfinityFormerAttention(nnx.Module):
     self.num_basis, self.basis_widths = num_basis, tuple(float(w) for w in basis_widths)
     self.ridge_lambda, self.tau, self.num_samples = float(ridge_lambda), float(tau), num_samples
     self.sticky, self.num_bins, self.min_var, self.stop_grad = sticky, num_bins, float(min_var), stop_grad
+    self.kl_weight, self.kl_sigma0 = float(kl_weight), float(kl_sigma0)
+    self.kl_mu0 = float(kl_mu0) if kl_mu0 >= 0 else None
     # LTM projections in float32 (the memory is float32 and small: N x d_model per example).
     linear = lambda: nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)
     self.ltm_key, self.ltm_value, self.ltm_out = linear(), linear(), linear()
@@ -140,5 +148,10 @@ class InfinityFormerAttention(nnx.Module):
     new_inputs = jnp.concatenate([memory["stm_inputs"], x.astype(jnp.float32)], axis=1)[:, l:]
     if self.stop_grad:
       new_coeffs, new_inputs = jax.lax.stop_gradient(new_coeffs), jax.lax.stop_gradient(new_inputs)
-    return y, {"stm": stm_memory, "stm_inputs": new_inputs, "ltm_coeffs": new_coeffs,
-               "ltm_filled": new_filled}
+    new_memory = {"stm": stm_memory, "stm_inputs": new_inputs, "ltm_coeffs": new_coeffs,
+                  "ltm_filled": new_filled}
+    if not self.kl_weight:
+      return y, new_memory
+    kl = cont.gaussian_kl_to_prior(mu, var, self.kl_sigma0, self.kl_mu0)  # [B, H, L]
+    kl = jnp.mean(kl, axis=(1, 2)) * filled.astype(jnp.float32)  # no density reads an empty LTM
+    return y, new_memory, self.kl_weight * kl

@@ -154,3 +154,14 @@ def contract(coeffs, sample_t, new_x, contraction_operator, centres, widths):
   """
   old = evaluate_signal(coeffs, sample_t, centres, widths)  # [B, M, E]
   return ridge_fit(jnp.concatenate([old, new_x.astype(old.dtype)], axis=1), contraction_operator)
+
+
+def gaussian_kl_to_prior(mu, var, sigma0: float, mu0=None):
+  """KL(N(mu, var) || N(mu0, sigma0^2)) elementwise, as the official infinity-former code's optional
+  regulariser (not in the paper). mu0 None: the mean term is dropped (the code's default), i.e.
+  0.5 (var / sigma0^2 - log(var / sigma0^2) - 1); else + 0.5 (mu - mu0)^2 / sigma0^2."""
+  ratio = var / sigma0 ** 2
+  kl = 0.5 * (ratio - jnp.log(ratio) - 1.0)
+  if mu0 is not None:
+    kl = kl + 0.5 * jnp.square(mu - mu0) / sigma0 ** 2
+  return kl
