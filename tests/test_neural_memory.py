@@ -141,3 +141,23 @@ def test_memory_stays_finite_over_a_thousand_chunks():
   y, w, s = run_ops((ws, ss, k, v, q, theta, eta, alpha), chunk=chunk)
   assert np.isfinite(y).all() and all(np.isfinite(a).all() for a in w + s)
   assert max(np.abs(a).max() for a in w) < 1e3
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("momentum_off", [False, True])
+def test_matmul_form_equals_materialised_per_token_weights(depth, momentum_off):
+  """chunk_read_update (reads via [b, b] coefficient matrices, no per-token W_t) equals the
+  materialised form: chunk_update's per-token W_t from vmap(grad) and the associative scans, then
+  M(q_t; W_t) token by token. eta = 0 (momentum off) included: the coefficients must not divide."""
+  ws, ss, k, v, q, theta, eta, alpha = random_problem(7 + depth, 16, depth)
+  if momentum_off:
+    eta = np.zeros_like(eta)
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  ws, ss = tuple(map(f32, ws)), tuple(map(f32, ss))
+  k, v, q, theta, eta, alpha = map(f32, (k, v, q, theta, eta, alpha))
+  reads, w_end, s_end = jax.jit(nm.chunk_read_update)(ws, ss, k, v, q, theta, eta, alpha)
+  w_tok, s_tok = jax.jit(nm.chunk_update)(ws, ss, k, v, theta, eta, alpha)
+  expected = jax.vmap(nm.memory_apply)(w_tok, q)
+  np.testing.assert_allclose(np.asarray(reads), np.asarray(expected), atol=2e-5, rtol=1e-4)
+  for got, want in zip(w_end + s_end, tuple(a[-1] for a in w_tok) + tuple(a[-1] for a in s_tok)):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-5, rtol=1e-4)
