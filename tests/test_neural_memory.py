@@ -161,3 +161,30 @@ def test_matmul_form_equals_materialised_per_token_weights(depth, momentum_off):
   np.testing.assert_allclose(np.asarray(reads), np.asarray(expected), atol=2e-5, rtol=1e-4)
   for got, want in zip(w_end + s_end, tuple(a[-1] for a in w_tok) + tuple(a[-1] for a in s_tok)):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("momentum_off", [False, True])
+def test_chunk_coefficients_equal_the_recurrences_stepped_one_token_at_a_time(momentum_off):
+  """The parallel coefficients (cumulative and segment products, K p, K E) against the recurrences
+  of their definition stepped token by token in float64: E[t] = eta_t E[t-1] + theta_t e_t,
+  C[t] = (1 - alpha_t) C[t-1] + E[t], c_t = (1 - alpha_t) c_{t-1} + p_t. eta = 0 must be exact,
+  and the gradient through them finite (no division by a product of gates)."""
+  b = 12
+  _, _, _, _, _, theta, eta, alpha = random_problem(3, b, 1)
+  if momentum_off:
+    eta = np.zeros_like(eta)
+  a_ref, p_ref, c_ref = np.ones(b), np.ones(b), np.zeros(b)
+  big_c_ref, big_e_ref = np.zeros((b, b)), np.zeros((b, b))
+  a, p, c, row_c, row_e = 1.0, 1.0, 0.0, np.zeros(b), np.zeros(b)
+  for t in range(b):
+    row_e = eta[t] * row_e + theta[t] * np.eye(b)[t]
+    p = eta[t] * p
+    a, c, row_c = (1 - alpha[t]) * a, (1 - alpha[t]) * c + p, (1 - alpha[t]) * row_c + row_e
+    a_ref[t], p_ref[t], c_ref[t], big_c_ref[t], big_e_ref[t] = a, p, c, row_c, row_e
+  f32 = lambda x: jnp.asarray(x, jnp.float32)
+  got = jax.jit(nm.chunk_coefficients)(f32(theta), f32(eta), f32(alpha))
+  for g, want in zip(got, (a_ref, p_ref, c_ref, big_c_ref, big_e_ref)):
+    np.testing.assert_allclose(np.asarray(g), want, atol=1e-6, rtol=1e-5)
+  grads = jax.grad(lambda *x: sum(jnp.sum(o) for o in nm.chunk_coefficients(*x)),
+                   argnums=(0, 1, 2))(f32(theta), f32(eta), f32(alpha))
+  assert all(np.isfinite(np.asarray(g)).all() for g in grads)
