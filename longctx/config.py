@@ -58,8 +58,13 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
           conv=True, conv_width=4,  # causal depthwise convolution after the q/k/v projections
           persistent_tokens=4,    # N_p learned tokens every query sees (MAC/MAG/MAL)
           window_blocks=1,        # MAG/MAL sliding window: the block + this many earlier blocks
-          max_lr=0.1,             # theta_t = max_lr * sigmoid(.)
-          # Initial gate biases (pre-sigmoid): theta 0.012, eta 0.73, alpha 0.018 at init. Larger
+          # theta_t = max_lr * sigmoid(.). Was 0.1: MAC and MAG trained on S-NIAH (configs/niah
+          # cpu) hit a NaN loss at steps 102 and 35, the inner loop diverging: a chunk of b
+          # near-identical tokens sums b equal gradients and momentum amplifies them by
+          # 1 / (1 - eta); with one repeated token (tests/test_neural_memory.py) it diverges at
+          # theta 0.1 for eta >= 0.5 and at 0.02 only for eta >= 0.85. The paper gives no value.
+          max_lr=0.02,
+          # Initial gate biases (pre-sigmoid): theta 0.0024, eta 0.73, alpha 0.018 at init. Larger
           # steps or momentum made MAC's memory diverge within 100 tokens at init (chunks of
           # similar attention outputs sum b nearly equal gradients); the outer loop moves them.
           theta_bias=-2.0, eta_bias=1.0, alpha_bias=-4.0,

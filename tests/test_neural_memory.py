@@ -188,3 +188,28 @@ def test_chunk_coefficients_equal_the_recurrences_stepped_one_token_at_a_time(mo
   grads = jax.grad(lambda *x: sum(jnp.sum(o) for o in nm.chunk_coefficients(*x)),
                    argnums=(0, 1, 2))(f32(theta), f32(eta), f32(alpha))
   assert all(np.isfinite(np.asarray(g)).all() for g in grads)
+
+
+def test_default_gate_ceiling_keeps_a_repeated_token_finite_and_the_old_one_diverges():
+  """Stability of the inner loop at the config's defaults: one token repeated 8,192 times (a chunk
+  of 16 identical tokens sums 16 equal gradients; momentum multiplies by up to 1 / (1 - eta)),
+  depth-2 memory of head dim 32, theta at its ceiling `max_lr` (sigmoid saturated), eta and alpha
+  at their initial values. The default ceiling stays finite; 0.1, the former default under which
+  MAC and MAG hit NaN losses in training on S-NIAH, diverges."""
+  from longctx import config as config_lib
+  opts = config_lib.base_config().model.titans
+  d, hidden, t = 32, 32 * opts.memory_expansion, 8192
+  rng = np.random.default_rng(0)
+  ws = (rng.normal(size=(d, hidden)) / np.sqrt(d), rng.normal(size=(hidden, d)) / np.sqrt(hidden))
+  unit = lambda a: a / np.linalg.norm(a)
+  key, value = unit(rng.normal(size=d)), unit(rng.normal(size=d))
+  eta, alpha = ref.sigmoid(opts.eta_bias), ref.sigmoid(opts.alpha_bias)
+
+  def finite(theta):
+    problem = (ws, [np.zeros_like(w) for w in ws], np.tile(key, (t, 1)), np.tile(value, (t, 1)),
+               np.tile(key, (t, 1)), np.full(t, theta), np.full(t, eta), np.full(t, alpha))
+    y, w, _ = run_ops(problem, chunk=16)
+    return bool(np.isfinite(y).all() and all(np.isfinite(a).all() for a in w))
+
+  assert finite(opts.max_lr)
+  assert not finite(0.1)
