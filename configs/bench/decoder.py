@@ -53,7 +53,7 @@ def get_config(arg=None):
   cfg.model.infini.update_rule = arg.update_rule
   cfg.model.titans.variant = arg.variant   # model.attention=titans: lmm | mac | mag | mal
   cfg.model.titans.chunk_size = arg.titans_chunk
-  cfg.model.titans.remat_chunks = bool(arg.titans_remat_chunks)
+  cfg.model.titans.remat_chunks = arg.titans_remat_chunks
   cfg.data.seq_len = preset["seq_len"]
 
   cfg.bench = ml_collections.ConfigDict(dict(

@@ -7,12 +7,16 @@ For ONE example and ONE head (the layer vmaps over both):
   forget     W_t = (1 - alpha_t) W_{t-1} + S_t                                          (eq. 13)
   read       y_t = M(q_t; W_t)   (no update: eq. 15)
 Chunked-parallel training (Sec. 3.2): the tokens are split into chunks of b; inside a chunk every
-gradient is taken at the chunk-start weights W_{t'} (t' = t - t mod b), computed at once with
-vmap(grad); then the two first-order linear recurrences above run as jax.lax.associative_scan
-over the chunk, giving the per-token S_t and W_t; chunks follow each other with lax.scan (the
-next chunk's gradients need this chunk's final weights). b = 1 is exact token-by-token online GD.
+gradient is taken at the chunk-start weights W_{t'} (t' = t - t mod b); chunks follow each other
+with lax.scan (the next chunk's gradients need this chunk's final weights). b = 1 is exact
+token-by-token online GD. Two forms of one chunk:
+  - chunk_read_update (used by memory_forward): the matmul ("dual") form. The recurrences are
+    unrolled into [b, b] gate coefficients (chunk_coefficients) and each token's gradient is a
+    rank-one product, so the reads need no per-token weights; only W_b, S_b are formed;
+  - chunk_update (the reference in tests): vmap(grad) per token, then the two recurrences as
+    jax.lax.associative_scan, materialising every W_t and S_t.
 
-Numerics: the recurrences h_t = a_t h_{t-1} + x_t are scanned with the combine
+Numerics (chunk_update): the recurrences h_t = a_t h_{t-1} + x_t are scanned with the combine
 (a1, x1), (a2, x2) -> (a1 a2, a2 x1 + x2), directly on the gates: no cumulative product beta_t
 is ever divided by (eq. 16's beta_t / beta_i underflows in float32 over long chunks).
 
