@@ -92,6 +92,9 @@ def base_config() -> ml_collections.ConfigDict:
   cfg.model = model_config()
   cfg.data = ml_collections.ConfigDict(dict(
       task="passkey", tokenizer="bytes", seq_len=4096, batch_size=8, seed=0,
+      # A length curriculum: ((step, seq_len), ...) trains on seq_len-token examples from that step
+      # on (data.seq_len before the first); one compile per length. Tasks of fresh examples only.
+      seq_len_schedule=(),
       key_len=5,                  # digits of the pass key
       depth_range=(0.0, 1.0),     # training key depths, uniform
       other_weight=0.0,           # loss weight of the non-answer tokens
@@ -325,6 +328,31 @@ def validate(cfg):
     _validate_training(cfg)
 
 
+def _validate_seq_len_schedule(cfg):
+  schedule = tuple(tuple(entry) for entry in cfg.data.seq_len_schedule)
+  if not schedule:
+    return
+  if cfg.data.task not in ("passkey", "sorting", "niah"):
+    raise ValueError(f"data.seq_len_schedule is set but data.task={cfg.data.task!r} streams "
+                     "documents; a length curriculum needs fresh examples per step "
+                     "(passkey, sorting, niah)")
+  last_step = 0
+  for i, entry in enumerate(schedule):
+    if len(entry) != 2 or not all(isinstance(x, int) for x in entry):
+      raise ValueError(f"data.seq_len_schedule[{i}]={entry!r} must be a (step, seq_len) pair of ints")
+    step, seq_len = entry
+    if step <= last_step:
+      raise ValueError(f"data.seq_len_schedule[{i}] starts at step {step}: steps must be > 0 and "
+                       "increasing")
+    last_step = step
+    validate_seq_len(cfg.model, seq_len, f"data.seq_len_schedule[{i}]")
+    if cfg.data.task == "sorting":
+      from longctx.data import sorting
+      if seq_len <= sorting.TARGET_LEN:
+        raise ValueError(f"data.seq_len_schedule[{i}]: seq_len {seq_len} must exceed "
+                         f"{sorting.TARGET_LEN} for sorting")
+
+
 def _validate_training(cfg):
   from longctx.data.sources import TASKS
   from longctx.evaluate import EVALUATORS
@@ -340,6 +368,7 @@ def _validate_training(cfg):
                        f"(needs >= {sorting.VOCAB_SIZE}: 20 symbols and the separator)")
     if cfg.data.seq_len <= sorting.TARGET_LEN:
       raise ValueError(f"data.seq_len={cfg.data.seq_len} must exceed {sorting.TARGET_LEN} for sorting")
+  _validate_seq_len_schedule(cfg)
   lo, hi = cfg.data.depth_range
   if not 0.0 <= lo <= hi <= 1.0:
     raise ValueError(f"data.depth_range={tuple(cfg.data.depth_range)} must satisfy 0 <= lo <= hi <= 1")

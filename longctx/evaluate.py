@@ -20,6 +20,7 @@ from absl import logging
 from flax import nnx
 
 from longctx.data import niah, passkey, sorting
+from longctx.data.sources import seq_len_at
 from longctx.data.tokenizers import make_tokenizer
 from longctx.models import scan
 from longctx.models.generate import Generator
@@ -69,6 +70,11 @@ class Streamer:
       correct.append(np.asarray(outs["correct"]))
       loss.append(np.asarray(outs["loss"]))
     return {"correct": np.concatenate(correct, 1)[:, :t], "loss": np.concatenate(loss, 1)[:, :t]}
+
+
+def _trained_len(cfg) -> int:
+  """The training length of the last step (the end of data.seq_len_schedule, if any)."""
+  return seq_len_at(cfg.data, max(cfg.train.steps - 1, 0))
 
 
 def _answer_scores(correct_row, answer_targets):
@@ -175,7 +181,7 @@ def evaluate_passkey(cfg, graphdef, params, workdir):
     with open(os.path.join(workdir, "passkey.md"), "w") as f:
       f.write(text)
     heatmap(rows, os.path.join(workdir, "passkey.png"),
-            f"passkey, {cfg.model.attention}, trained at {cfg.data.seq_len} tokens")
+            f"passkey, {cfg.model.attention}, trained at {_trained_len(cfg)} tokens")
     logging.info("Passkey token accuracy (%%):\n%s", table)
   if ev.jsonl:
     tokenizer = make_tokenizer(cfg.data.tokenizer)
@@ -221,7 +227,7 @@ def evaluate_sorting(cfg, graphdef, params, workdir):
                     [f"| {r['length']:,} | {100 * r['token_accuracy']:.1f} | "
                      f"{100 * r['exact_match']:.1f} |" for r in rows])
   with open(os.path.join(workdir, "sorting.md"), "w") as f:
-    f.write(f"# Sorting, attention={cfg.model.attention}, trained at {cfg.data.seq_len} tokens\n\n"
+    f.write(f"# Sorting, attention={cfg.model.attention}, trained at {_trained_len(cfg)} tokens\n\n"
             f"{table}\n")
   result = {"attention": cfg.model.attention, "rows": rows}
   with open(os.path.join(workdir, "sorting.json"), "w") as f:
@@ -255,13 +261,13 @@ def evaluate_niah(cfg, graphdef, params, workdir):
   rows = niah_grid(ev, Streamer(graphdef, cfg.model, ev.chunk_blocks), params, haystack)
   name = cfg.model.attention + (f"/{cfg.model.titans.variant}" if cfg.model.attention == "titans"
                                 else "")
-  parts = [f"# S-NIAH ({ev.haystack} haystack), {name}, trained at {cfg.data.seq_len} tokens\n"]
+  parts = [f"# S-NIAH ({ev.haystack} haystack), {name}, trained at {_trained_len(cfg)} tokens\n"]
   for needle_type in ev.needles:
     sub = [r for r in rows if r["needle"] == needle_type]
     parts.append(f"## {needle_type}: token accuracy (%)\n\n{markdown_table(sub)}\n\n"
                  f"Exact match (%):\n\n{markdown_table(sub, 'exact_match')}\n")
     heatmap(sub, os.path.join(workdir, f"niah_{needle_type}.png"),
-            f"S-NIAH {needle_type}, {name}, trained at {cfg.data.seq_len} tokens")
+            f"S-NIAH {needle_type}, {name}, trained at {_trained_len(cfg)} tokens")
   with open(os.path.join(workdir, "niah.md"), "w") as f:
     f.write("\n".join(parts))
   logging.info("%s", "\n".join(parts))

@@ -190,7 +190,6 @@ def train_and_evaluate(cfg, workdir: str):
 
   writer = MetricWriter(workdir)
   progress = ProgressLine(cfg.train.steps, start)
-  tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
   launched = time.time()
   try:
     for step in range(start, cfg.train.steps):
@@ -199,12 +198,13 @@ def train_and_evaluate(cfg, workdir: str):
                         cfg.train.time_limit_minutes, step)
         break
       t0 = time.time()
-      batch = jax.device_put(source.batch(step), batch_sh)
+      batch = jax.device_put(source.batch(step), batch_sh)  # a new length compiles once more
       state, metrics = jitted(state, batch)
       metrics = jax.device_get(metrics)
       _check_finite(step, metrics)
       dt = time.time() - t0
-      metrics = dict(metrics, step_time=dt, tokens_per_sec=tokens_per_step / dt)
+      tokens = batch["inputs"].size
+      metrics = dict(metrics, step_time=dt, tokens_per_sec=tokens / dt)
       done = step + 1
       if done % cfg.train.log_every == 0 or done == cfg.train.steps or done == start + 1:
         writer.write(done, metrics)

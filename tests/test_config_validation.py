@@ -38,6 +38,11 @@ def _bad(**changes):
     ({"model.fam.fam_len": -1}, "model.fam.fam_len"),
     ({"model.fam.mem_blocks": -2}, "model.fam.mem_blocks"),
     ({"train.state_passing_prob": 1.5}, "train.state_passing_prob"),
+    ({"data.seq_len_schedule": ((100, 1000),)}, "data.seq_len_schedule[0]"),   # not a block multiple
+    ({"data.seq_len_schedule": ((100, 8192), (100, 16384))}, "data.seq_len_schedule[1]"),
+    ({"data.seq_len_schedule": ((0, 8192),)}, "data.seq_len_schedule[0]"),     # step 0: use seq_len
+    ({"data.seq_len_schedule": ((100,),)}, "data.seq_len_schedule[0]"),
+    ({"data.seq_len_schedule": ((100, 8192),), "data.task": "text"}, "data.seq_len_schedule"),
 ])
 def test_bad_field_is_named_when_built(changes, field):
   cfg = _bad(**changes)
@@ -53,3 +58,4 @@ def test_the_checks_are_not_vacuous():
   validate(_bad(**{"model.block_len": 64, "data.seq_len": 1024}))
   validate(_bad(**{"model.attention": "full", "data.seq_len": 1000}))
   validate(_bad(**{"model.d_model": 252, "model.num_heads": 6}))  # head dim 42, even
+  validate(_bad(**{"data.seq_len_schedule": ((100, 8192), (200, 16384))}))

@@ -86,6 +86,42 @@ def test_workdir_of_another_model_shape_is_refused(tmp_path):
     train.train_and_evaluate(other, str(tmp_path))
 
 
+def test_length_curriculum_switches_the_example_length_and_resumes_on_it(tmp_path, monkeypatch):
+  """data.seq_len_schedule: steps before the switch see data.seq_len, steps after the new length;
+  a run killed after the switch resumes at the new length and ends where an uninterrupted run does."""
+  cfg = smoke_config(steps=5)
+  cfg.unlock()
+  cfg.data.seq_len_schedule = ((3, 512),)
+  cfg.lock()
+  seen = []
+  original = sources.PasskeySource.batch
+
+  def recording(self, step):
+    out = original(self, step)
+    seen.append((step, out["inputs"].shape[1]))
+    return out
+  monkeypatch.setattr(sources.PasskeySource, "batch", recording)
+  uninterrupted = train.train_and_evaluate(cfg, str(tmp_path / "a"))
+  assert seen == [(0, 256), (1, 256), (2, 256), (3, 512), (4, 512)]
+  lines = [json.loads(l) for l in open(tmp_path / "a" / "metrics.jsonl")]
+  per_token = {l["step"]: l["train/tokens_per_sec"] * l["train/step_time"] for l in lines}
+  assert per_token[2] == pytest.approx(4 * 256) and per_token[5] == pytest.approx(4 * 512)
+
+  calls = {"n": 0}
+
+  def stop_after_four():
+    calls["n"] += 1
+    return calls["n"] >= 4
+  monkeypatch.setattr(ckpt_lib, "should_stop", stop_after_four)
+  assert train.train_and_evaluate(cfg, str(tmp_path / "b"))["stopped_at"] == 4
+  monkeypatch.setattr(ckpt_lib, "should_stop", lambda: False)
+  seen.clear()
+  resumed = train.train_and_evaluate(cfg, str(tmp_path / "b"))
+  assert seen == [(4, 512)]
+  for a, b in zip(_leaves(uninterrupted["params"]), _leaves(resumed["params"])):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_eight_devices_give_the_one_device_loss():
   script = textwrap.dedent(f"""
     import os, sys, json

@@ -21,6 +21,15 @@ TEXT_SOURCES = ("pg19", "local")
 BOOKSUM_SOURCES = ("booksum", "local")
 
 
+def seq_len_at(data_cfg, step: int) -> int:
+  """Training example length at `step` under data.seq_len_schedule."""
+  seq_len = data_cfg.seq_len
+  for start, length in data_cfg.seq_len_schedule:
+    if step >= start:
+      seq_len = length
+  return seq_len
+
+
 class PasskeySource:
   """Fixed-length passkey prompts (Infini/Landmark Appendix B format) with the loss on the key."""
 
@@ -29,7 +38,8 @@ class PasskeySource:
 
   def batch(self, step: int) -> dict:
     rng = np.random.default_rng([self.cfg.seed, step])
-    out = passkey.training_batch(rng, self.cfg.batch_size, self.cfg.seq_len, self.cfg.key_len,
+    out = passkey.training_batch(rng, self.cfg.batch_size, seq_len_at(self.cfg, step),
+                                 self.cfg.key_len,
                                  depth_range=tuple(self.cfg.depth_range),
                                  other_weight=self.cfg.other_weight)
     # Each example is its own document: memory starts fresh every step.
@@ -49,7 +59,7 @@ class SortingSource:
 
   def batch(self, step: int) -> dict:
     out = sorting.batch(np.random.default_rng([self.cfg.seed, step]), self.cfg.batch_size,
-                        self.cfg.seq_len)
+                        seq_len_at(self.cfg, step))
     out["reset"] = np.ones((self.cfg.batch_size,), bool)
     return out
 
@@ -68,7 +78,7 @@ class NiahSource:
   def batch(self, step: int) -> dict:
     rng = np.random.default_rng([self.cfg.seed, step])
     n = self.cfg.niah
-    out = niah.training_batch(rng, self.cfg.batch_size, self.cfg.seq_len, tuple(n.needles),
+    out = niah.training_batch(rng, self.cfg.batch_size, seq_len_at(self.cfg, step), tuple(n.needles),
                               self.haystack, n.digits, depth_range=tuple(self.cfg.depth_range),
                               other_weight=self.cfg.other_weight)
     out["reset"] = np.ones((self.cfg.batch_size,), bool)
