@@ -147,7 +147,9 @@ def compile_only(cfg, mesh):
     return init_state(cfg, params, model, tx)
   state = jax.eval_shape(make_state)
   jitted, state_sh, batch_sh = compile_train_step(cfg, graphdef, state, mesh, tx, schedule)
-  b, t = cfg.data.batch_size, cfg.data.seq_len
+  # The longest length of a curriculum is the step's memory peak.
+  b = cfg.data.batch_size
+  t = max([cfg.data.seq_len] + [length for _, length in cfg.data.seq_len_schedule])
   batch = {k: jax.ShapeDtypeStruct((b, t) if kind == "token" else (b,), dt, sharding=batch_sh)
            for k, (kind, dt) in sources.batch_fields(cfg.data).items()}
   t0 = time.time()
@@ -156,7 +158,7 @@ def compile_only(cfg, mesh):
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state["params"]))
   logging.info("Compiled the train step in %.1fs: %d parameters; memory analysis: %s",
                time.time() - t0, n_params, analysis)
-  return {"compiled": True, "parameters": n_params, "memory_analysis": str(analysis)}
+  return {"compiled": True, "parameters": n_params, "seq_len": t, "memory_analysis": str(analysis)}
 
 
 def train_and_evaluate(cfg, workdir: str):

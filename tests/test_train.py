@@ -122,6 +122,15 @@ def test_length_curriculum_switches_the_example_length_and_resumes_on_it(tmp_pat
     np.testing.assert_array_equal(a, b)
 
 
+def test_compile_only_compiles_the_longest_length_of_a_curriculum(tmp_path):
+  cfg = smoke_config(steps=5)
+  cfg.unlock()
+  cfg.data.seq_len_schedule = ((2, 1024), (4, 512))
+  cfg.train.compile_only = True
+  cfg.lock()
+  assert train.train_and_evaluate(cfg, str(tmp_path))["seq_len"] == 1024
+
+
 def test_eight_devices_give_the_one_device_loss():
   script = textwrap.dedent(f"""
     import os, sys, json
