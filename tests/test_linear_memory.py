@@ -176,3 +176,27 @@ def test_single_key_binding_round_trip():
                                       jnp.zeros((1, 1, D)), "linear", EPS)
   np.testing.assert_allclose(np.asarray(lm.compressive_memory_retrieve(sk, m, z, EPS)), v,
                              atol=1e-5)
+
+
+@pytest.mark.parametrize("rule,expected", [("linear", [1.0, 1.0, 1.0, 1.0]),
+                                           ("linear_delta", [1.0, 0.5, 0.5, 0.5])])
+def test_repeated_key_readout_under_the_additive_normaliser(rule, expected):
+  """The same (k, v) written once per block, n times; k a one-hot key so sigma(k) . sigma(k) is
+  known. Closed form of the paper's equations (z grows by sigma(k) every write, the delta rule
+  subtracts the normalised readout): linear M_n = n v, z_n = n -> readout v; delta M_1 = v and
+  M_{n+1} = M_n + v - M_n / n -> M_n = n v / 2 for n >= 2 -> readout v / 2. So under the delta rule
+  M keeps growing like z (why experiments/infini-attention measured M / z constant with length)."""
+  k = np.full((1, 1, 1, D), -30.0, np.float32)  # ELU+1(-30) ~ 1e-13: a one-hot sigma(k)
+  k[..., 0] = 0.0                               # ELU+1(0) = 1
+  v = np.linspace(-1, 1, D, dtype=np.float32).reshape(1, 1, 1, D)
+  sk = lm.elu_plus_one(jnp.asarray(k))
+  m, z = jnp.zeros((1, 1, D, D)), jnp.zeros((1, 1, D))
+  readouts, norms = [], []
+  for _ in range(4):
+    m, z = lm.compressive_memory_update(sk, jnp.asarray(v), m, z, rule, EPS)
+    readouts.append(np.asarray(lm.compressive_memory_retrieve(sk, m, z, EPS))[0, 0, 0])
+    norms.append(float(np.linalg.norm(np.asarray(m))))
+  for got, factor in zip(readouts, expected):
+    np.testing.assert_allclose(got, factor * v[0, 0, 0], atol=1e-4)
+  if rule == "linear_delta":  # M = n v / 2: still growing linearly after the first rewrite
+    np.testing.assert_allclose(norms[3] / norms[1], 2.0, rtol=1e-4)

@@ -7,6 +7,10 @@ Per head: memory M in R^{D_k x D_v} and normaliser z in R^{D_k}, sigma = ELU + 1
   both:            z_s = z_{s-1} + sum_t sigma(K_t)
 Shapes: q, k, v [B, L, H, D]; M [B, H, D, D]; z [B, H, D]. All in float32.
 
+Under the delta rule M does not saturate: z keeps growing, so the subtracted readout shrinks and M
+grows like z (a key written n >= 2 times reads back v / 2 with M = n v / 2; the test
+test_repeated_key_readout_under_the_additive_normaliser pins this closed form).
+
 Decisions (papers.md 3(e)): eps is added to the denominator (the paper has none; without it an
 empty memory gives 0/0). With M_0 = 0, z_0 = 0 the numerator is exactly zero, so retrieval from an
 empty memory is exactly zero, which is how we define it.
