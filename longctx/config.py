@@ -328,6 +328,15 @@ def validate(cfg):
     _validate_training(cfg)
 
 
+def _validate_train_len(cfg, seq_len: int, field: str):
+  """A training example length: a whole number of blocks, and room for the task's answer."""
+  validate_seq_len(cfg.model, seq_len, field)
+  if cfg.data.task == "sorting":
+    from longctx.data import sorting
+    if seq_len <= sorting.TARGET_LEN:
+      raise ValueError(f"{field}={seq_len} must exceed {sorting.TARGET_LEN} for sorting")
+
+
 def _validate_seq_len_schedule(cfg):
   schedule = tuple(tuple(entry) for entry in cfg.data.seq_len_schedule)
   if not schedule:
@@ -345,12 +354,7 @@ def _validate_seq_len_schedule(cfg):
       raise ValueError(f"data.seq_len_schedule[{i}] starts at step {step}: steps must be > 0 and "
                        "increasing")
     last_step = step
-    validate_seq_len(cfg.model, seq_len, f"data.seq_len_schedule[{i}]")
-    if cfg.data.task == "sorting":
-      from longctx.data import sorting
-      if seq_len <= sorting.TARGET_LEN:
-        raise ValueError(f"data.seq_len_schedule[{i}]: seq_len {seq_len} must exceed "
-                         f"{sorting.TARGET_LEN} for sorting")
+    _validate_train_len(cfg, seq_len, f"data.seq_len_schedule[{i}]")
 
 
 def _validate_training(cfg):
@@ -366,8 +370,7 @@ def _validate_training(cfg):
     if cfg.model.vocab_size < sorting.VOCAB_SIZE:
       raise ValueError(f"model.vocab_size={cfg.model.vocab_size} is too small for data.task='sorting' "
                        f"(needs >= {sorting.VOCAB_SIZE}: 20 symbols and the separator)")
-    if cfg.data.seq_len <= sorting.TARGET_LEN:
-      raise ValueError(f"data.seq_len={cfg.data.seq_len} must exceed {sorting.TARGET_LEN} for sorting")
+  _validate_train_len(cfg, cfg.data.seq_len, "data.seq_len")
   _validate_seq_len_schedule(cfg)
   lo, hi = cfg.data.depth_range
   if not 0.0 <= lo <= hi <= 1.0:

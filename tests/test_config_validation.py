@@ -43,6 +43,8 @@ def _bad(**changes):
     ({"data.seq_len_schedule": ((0, 8192),)}, "data.seq_len_schedule[0]"),     # step 0: use seq_len
     ({"data.seq_len_schedule": ((100,),)}, "data.seq_len_schedule[0]"),
     ({"data.seq_len_schedule": ((100, 8192),), "data.task": "text"}, "data.seq_len_schedule"),
+    ({"data.seq_len_schedule": ((100, 16),), "data.task": "sorting", "model.block_len": 16,
+      "model.vocab_size": 32, "data.seq_len": 64}, "data.seq_len_schedule[0]"),  # no room for the answer
 ])
 def test_bad_field_is_named_when_built(changes, field):
   cfg = _bad(**changes)
