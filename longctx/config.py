@@ -341,10 +341,11 @@ def _validate_seq_len_schedule(cfg):
   schedule = tuple(tuple(entry) for entry in cfg.data.seq_len_schedule)
   if not schedule:
     return
-  if cfg.data.task not in ("passkey", "sorting", "niah"):
+  from longctx.data.sources import FRESH_EXAMPLE_TASKS
+  if cfg.data.task not in FRESH_EXAMPLE_TASKS:
     raise ValueError(f"data.seq_len_schedule is set but data.task={cfg.data.task!r} streams "
                      "documents; a length curriculum needs fresh examples per step "
-                     "(passkey, sorting, niah)")
+                     f"{FRESH_EXAMPLE_TASKS}")
   last_step = 0
   for i, entry in enumerate(schedule):
     if len(entry) != 2 or not all(isinstance(x, int) for x in entry):

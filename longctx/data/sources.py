@@ -17,6 +17,9 @@ from longctx.data import niah, passkey, sorting
 from longctx.data.tokenizers import make_tokenizer, tokenizer_from_config
 
 TASKS = ("passkey", "sorting", "niah", "text", "booksum")
+# Tasks whose batches are pure functions of (seed, step): the only ones a length curriculum
+# (data.seq_len_schedule) can drive.
+FRESH_EXAMPLE_TASKS = ("passkey", "sorting", "niah")
 TEXT_SOURCES = ("pg19", "local")
 BOOKSUM_SOURCES = ("booksum", "local")
 
