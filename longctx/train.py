@@ -8,7 +8,6 @@ The train state is a plain pytree (dicts of arrays) so orbax, optax and jit all 
   memory     the per-example memory carried across steps (reset per example by the data's `reset`)
 """
 import functools
-import json
 import os
 import time
 
@@ -26,7 +25,7 @@ from longctx.data import sources
 from longctx.layers import lora
 from longctx.models import scan
 from longctx.models.decoder import Decoder
-from longctx.writers import MetricWriter, ProgressLine
+from longctx.writers import MetricWriter, ProgressLine, write_config
 
 
 class TrainingDiverged(RuntimeError):
@@ -163,9 +162,7 @@ def compile_only(cfg, mesh):
 
 def train_and_evaluate(cfg, workdir: str):
   """Trains cfg.train.steps steps (resuming from workdir if a checkpoint is there), then evaluates."""
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(cfg.to_json_best_effort(indent=2))
+  write_config(cfg.to_json_best_effort(indent=2), workdir)
   mesh = sharding.make_mesh(cfg.mesh)
   sharding.check_batch_divisible(cfg.data.batch_size, mesh)
   if cfg.train.compile_only:

@@ -1,9 +1,43 @@
-"""Metric writers: metrics.jsonl, TensorBoard event files (tensorboardX, no TensorFlow), console."""
+"""Workdir writers: config.json and its change log, metrics.jsonl, TensorBoard event files
+(tensorboardX, no TensorFlow), console."""
 import json
 import os
 import time
 
 from absl import logging
+
+
+def _flatten(tree, prefix=""):
+  if not isinstance(tree, dict):
+    return {prefix: tree}
+  out = {}
+  for k, v in tree.items():
+    out.update(_flatten(v, f"{prefix}.{k}" if prefix else k))
+  return out
+
+
+def write_config(config_json: str, workdir: str) -> dict:
+  """Writes <workdir>/config.json. When the workdir already holds a different config (a resume with
+  overrides, e.g. more steps or a new training length), the changed fields are logged and appended
+  to <workdir>/config_changes.jsonl, so a run trained under several configs says so. Returns the
+  changes as {field: [old, new]} (empty on a fresh workdir or an identical config)."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  changes = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      old = _flatten(json.load(f))
+    new = _flatten(json.loads(config_json))
+    changes = {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
+               if old.get(k) != new.get(k)}
+  if changes:
+    logging.warning("The config differs from the one in %s: %s", path,
+                    "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))
+    with open(os.path.join(workdir, "config_changes.jsonl"), "a") as f:
+      f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changes": changes}) + "\n")
+  with open(path, "w") as f:
+    f.write(config_json)
+  return changes
 
 
 class MetricWriter:
