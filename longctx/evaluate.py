@@ -212,9 +212,12 @@ def sorting_rows(ev, streamer, params):
       mask = data["weights"][sl] > 0
       hits.append(res["correct"][mask].reshape(-1, sorting.TARGET_LEN))
     hits = np.concatenate(hits)  # [samples, 20]
+    per_document = hits.mean(axis=1)
+    # The standard error over documents (a document's 20 targets are not independent draws).
+    se = float(per_document.std(ddof=1) / np.sqrt(len(hits))) if len(hits) > 1 else float("nan")
     rows.append({"length": int(length), "token_accuracy": float(hits.mean()),
-                 "exact_match": float(hits.all(axis=1).mean()), "samples": int(len(hits)),
-                 "seconds": time.time() - t0})
+                 "token_accuracy_se": se, "exact_match": float(hits.all(axis=1).mean()),
+                 "samples": int(len(hits)), "seconds": time.time() - t0})
     logging.info("sorting length=%d token_acc=%.3f exact=%.3f (%.1fs)", length,
                  rows[-1]["token_accuracy"], rows[-1]["exact_match"], time.time() - t0)
   return rows
@@ -223,9 +226,11 @@ def sorting_rows(ev, streamer, params):
 def evaluate_sorting(cfg, graphdef, params, workdir):
   ev = cfg.evals.sorting
   rows = sorting_rows(ev, Streamer(graphdef, cfg.model, ev.chunk_blocks), params)
-  table = "\n".join(["| length | token accuracy (%) | exact match (%) |", "|---|---|---|"] +
+  table = "\n".join(["| length | token accuracy (%) | +- s.e. (documents) | exact match (%) |",
+                     "|---|---|---|---|"] +
                     [f"| {r['length']:,} | {100 * r['token_accuracy']:.1f} | "
-                     f"{100 * r['exact_match']:.1f} |" for r in rows])
+                     f"{100 * r['token_accuracy_se']:.1f} | {100 * r['exact_match']:.1f} |"
+                     for r in rows])
   with open(os.path.join(workdir, "sorting.md"), "w") as f:
     f.write(f"# Sorting, attention={cfg.model.attention}, trained at {_trained_len(cfg)} tokens\n\n"
             f"{table}\n")

@@ -106,6 +106,9 @@ def test_evaluator_matches_one_direct_pass(tiny_cfg, attention):
     assert row["length"] == length and row["samples"] == 3
     np.testing.assert_allclose(row["token_accuracy"], correct.mean(), atol=1e-9)
     np.testing.assert_allclose(row["exact_match"], correct.all(axis=1).mean(), atol=1e-9)
+    per_doc = correct.mean(axis=1)
+    np.testing.assert_allclose(row["token_accuracy_se"],
+                               np.sqrt(np.var(per_doc, ddof=1) / 3), atol=1e-9)
 
 
 def _load(path):
