@@ -5,15 +5,7 @@ import os
 import time
 
 from absl import logging
-
-
-def _flatten(tree, prefix=""):
-  if not isinstance(tree, dict):
-    return {prefix: tree}
-  out = {}
-  for k, v in tree.items():
-    out.update(_flatten(v, f"{prefix}.{k}" if prefix else k))
-  return out
+from flax import traverse_util
 
 
 def write_config(config_json: str, workdir: str) -> dict:
@@ -26,8 +18,8 @@ def write_config(config_json: str, workdir: str) -> dict:
   changes = {}
   if os.path.exists(path):
     with open(path) as f:
-      old = _flatten(json.load(f))
-    new = _flatten(json.loads(config_json))
+      old = traverse_util.flatten_dict(json.load(f), sep=".")
+    new = traverse_util.flatten_dict(json.loads(config_json), sep=".")
     changes = {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
                if old.get(k) != new.get(k)}
   if changes:
