@@ -83,6 +83,31 @@ def _answer_scores(correct_row, answer_targets):
   return float(hits.mean()), float(hits.all())
 
 
+def mean_and_se(values):
+  """Mean and standard error over independent units (prompts, documents): std (ddof 1) / sqrt(n);
+  NaN for a single unit. The unit is the prompt or the document, not the token: the tokens of one
+  answer are scored on the same memory and are not independent draws."""
+  values = np.asarray(values, np.float64)
+  se = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+  return float(values.mean()), se
+
+
+def cell_metrics(scores):
+  """(token_acc, exact) per prompt -> the metrics of one grid cell, with the standard error of the
+  token accuracy over prompts."""
+  acc, se = mean_and_se([s[0] for s in scores])
+  return {"token_accuracy": acc, "token_accuracy_se": se,
+          "exact_match": float(np.mean([s[1] for s in scores])), "samples": len(scores)}
+
+
+def se_line(rows):
+  """One line for a grid's markdown: the largest standard error of a cell."""
+  worst = max((r["token_accuracy_se"] for r in rows), default=float("nan"))
+  n = sorted({r["samples"] for r in rows})
+  return (f"Standard error of a cell's token accuracy over its {'/'.join(map(str, n))} prompts: "
+          f"at most {100 * worst:.1f} points (per cell in the JSON, `token_accuracy_se`).")
+
+
 def score_examples(streamer, params, examples):
   """examples: token arrays with answer masks -> list of (token_acc, exact)."""
   out = []
@@ -117,10 +142,9 @@ def passkey_grid(cfg_eval, streamer, params, generator=None):
                                        template=cfg_eval.template)
                   for i in range(cfg_eval.samples)]
       scores = score_examples(streamer, params, examples)
-      acc = float(np.mean([s[0] for s in scores]))
-      em = float(np.mean([s[1] for s in scores]))
-      rows.append({"length": int(length), "depth": float(depth), "token_accuracy": acc,
-                   "exact_match": em, "samples": len(scores), "seconds": time.time() - t0})
+      rows.append({"length": int(length), "depth": float(depth), **cell_metrics(scores),
+                   "seconds": time.time() - t0})
+      acc, em = rows[-1]["token_accuracy"], rows[-1]["exact_match"]
       if generator is not None:
         rows[-1]["generated_exact_match"] = float(np.mean(
             generated_exact_match(generator, params, examples)))
@@ -175,7 +199,7 @@ def evaluate_passkey(cfg, graphdef, params, workdir):
     result["grid"] = rows
     table = markdown_table(rows)
     text = (f"# Passkey token accuracy (%), attention={cfg.model.attention}\n\n{table}\n\n"
-            f"Exact match, teacher-forced (%):\n\n{markdown_table(rows, 'exact_match')}\n")
+            f"{se_line(rows)}\n\nExact match, teacher-forced (%):\n\n{markdown_table(rows, 'exact_match')}\n")
     if generator is not None:
       text += f"\nExact match, generated (%):\n\n{markdown_table(rows, 'generated_exact_match')}\n"
     with open(os.path.join(workdir, "passkey.md"), "w") as f:
@@ -212,11 +236,9 @@ def sorting_rows(ev, streamer, params):
       mask = data["weights"][sl] > 0
       hits.append(res["correct"][mask].reshape(-1, sorting.TARGET_LEN))
     hits = np.concatenate(hits)  # [samples, 20]
-    per_document = hits.mean(axis=1)
     # The standard error over documents (a document's 20 targets are not independent draws).
-    se = float(per_document.std(ddof=1) / np.sqrt(len(hits))) if len(hits) > 1 else float("nan")
-    rows.append({"length": int(length), "token_accuracy": float(hits.mean()),
-                 "token_accuracy_se": se, "exact_match": float(hits.all(axis=1).mean()),
+    acc, se = mean_and_se(hits.mean(axis=1))
+    rows.append({"length": int(length), "token_accuracy": acc, "token_accuracy_se": se, "exact_match": float(hits.all(axis=1).mean()),
                  "samples": int(len(hits)), "seconds": time.time() - t0})
     logging.info("sorting length=%d token_acc=%.3f exact=%.3f (%.1fs)", length,
                  rows[-1]["token_accuracy"], rows[-1]["exact_match"], time.time() - t0)
@@ -252,9 +274,7 @@ def niah_grid(ev, streamer, params, haystack):
                                       haystack, ev.digits) for i in range(ev.samples)]
         scores = score_examples(streamer, params, examples)
         rows.append({"needle": needle_type, "length": int(length), "depth": float(depth),
-                     "token_accuracy": float(np.mean([s[0] for s in scores])),
-                     "exact_match": float(np.mean([s[1] for s in scores])),
-                     "samples": len(scores), "seconds": time.time() - t0})
+                     **cell_metrics(scores), "seconds": time.time() - t0})
         logging.info("niah %s length=%d depth=%.2f token_acc=%.3f exact=%.3f", needle_type, length,
                      depth, rows[-1]["token_accuracy"], rows[-1]["exact_match"])
   return rows
@@ -270,7 +290,7 @@ def evaluate_niah(cfg, graphdef, params, workdir):
   for needle_type in ev.needles:
     sub = [r for r in rows if r["needle"] == needle_type]
     parts.append(f"## {needle_type}: token accuracy (%)\n\n{markdown_table(sub)}\n\n"
-                 f"Exact match (%):\n\n{markdown_table(sub, 'exact_match')}\n")
+                 f"{se_line(sub)}\n\nExact match (%):\n\n{markdown_table(sub, 'exact_match')}\n")
     heatmap(sub, os.path.join(workdir, f"niah_{needle_type}.png"),
             f"S-NIAH {needle_type}, {name}, trained at {_trained_len(cfg)} tokens")
   with open(os.path.join(workdir, "niah.md"), "w") as f:
