@@ -162,11 +162,16 @@ def compile_only(cfg, mesh):
 
 def train_and_evaluate(cfg, workdir: str):
   """Trains cfg.train.steps steps (resuming from workdir if a checkpoint is there), then evaluates."""
-  write_config(cfg.to_json_best_effort(indent=2), workdir)
   mesh = sharding.make_mesh(cfg.mesh)
   sharding.check_batch_divisible(cfg.data.batch_size, mesh)
   if cfg.train.compile_only:
+    # A compile check trains nothing: it leaves the workdir's training record (config.json,
+    # config_changes.jsonl) alone and writes its config beside it.
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config_compile_only.json"), "w") as f:
+      f.write(cfg.to_json_best_effort(indent=2))
     return compile_only(cfg, mesh)
+  write_config(cfg.to_json_best_effort(indent=2), workdir)
   graphdef, params, model = build_model(cfg)
   tx, schedule = make_optimizer(cfg)
   state = init_state(cfg, params, model, tx)

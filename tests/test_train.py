@@ -128,7 +128,12 @@ def test_compile_only_compiles_the_longest_length_of_a_curriculum(tmp_path):
   cfg.data.seq_len_schedule = ((2, 1024), (4, 512))
   cfg.train.compile_only = True
   cfg.lock()
+  (tmp_path / "config.json").write_text('{"train": {"steps": 3}}')  # an earlier run's record
   assert train.train_and_evaluate(cfg, str(tmp_path))["seq_len"] == 1024
+  # The compile check leaves the training record alone and writes its own config beside it.
+  assert (tmp_path / "config.json").read_text() == '{"train": {"steps": 3}}'
+  assert not (tmp_path / "config_changes.jsonl").exists()
+  assert json.loads((tmp_path / "config_compile_only.json").read_text())["train"]["compile_only"]
 
 
 def test_eight_devices_give_the_one_device_loss():
