@@ -40,7 +40,10 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
                            num_bins=128, min_var=1e-6, stop_grad=True,
                            # KL(N(mu, var) || N(mu0, sigma0^2)) on the LTM densities: official code
                            # only, not in the paper; off (0) by default. kl_mu0 < 0: no mean term.
-                           kl_weight=0.0, kl_sigma0=0.05, kl_mu0=-1.0),
+                           kl_weight=0.0, kl_sigma0=0.05, kl_mu0=-1.0,
+                           # sigmoid(Conv1d k=3) gate on the vectors written to the LTM: official
+                           # code's `mask` (on in its sorting config), not in the paper; off.
+                           write_mask=False),
       # TransformerFAM (Table 4 defaults): FAM length L_F, BSWA memory blocks next to the FAM.
       fam=dict(fam_len=64, mem_blocks=3),
       # LoRA on the attention and MLP projections (rank 0: off). With LoRA on, only the LoRA factors

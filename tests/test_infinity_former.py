@@ -67,7 +67,9 @@ def np_sticky_points(mu, var, k, m):
 
 def np_params(state):
   g = lambda v: np.asarray(v[...], np.float64)
-  return dict(wq=g(state["stm"]["query"]["kernel"]), wk=g(state["stm"]["key"]["kernel"]),
+  mask = ((g(state["write_mask"]["kernel"]), g(state["write_mask"]["bias"]))
+          if "write_mask" in state else None)
+  return dict(mask=mask, wq=g(state["stm"]["query"]["kernel"]), wk=g(state["stm"]["key"]["kernel"]),
               wv=g(state["stm"]["value"]["kernel"]), wo=g(state["stm"]["out"]["kernel"]),
               lk=g(state["ltm_key"]["kernel"]), lv=g(state["ltm_value"]["kernel"]),
               lo=g(state["ltm_out"]["kernel"]), w_mu=g(state["ltm_mu"]), w_var=g(state["ltm_var"]))
@@ -110,6 +112,11 @@ def np_layer(x, p, positions, stm_blocks, sticky, ltm_on=True):
       y_rows.append(y)
       if len(cache) == stm_blocks:    # the oldest block leaves the STM for the LTM
         evicted = cache.pop(0)[2]
+        if p["mask"] is not None:     # gate sigmoid(Conv1d k=3, zero 'same' padding) [L, d]
+          kernel, bias = p["mask"]
+          padded = np.concatenate([np.zeros((1, D_MODEL)), evicted, np.zeros((1, D_MODEL))])
+          logits = sum(padded[j:j + L] @ kernel[j] for j in range(3)) + bias
+          evicted = evicted / (1 + np.exp(-logits))
         if coeffs is None:
           coeffs = np_ridge((np.arange(L) + 0.5) / L, evicted)
         else:
@@ -127,10 +134,10 @@ def np_layer(x, p, positions, stm_blocks, sticky, ltm_on=True):
 
 # ----------------------------------------------------------------------------- code under test
 
-def make_layer(stm_blocks=1, sticky=False, stop_grad=True, seed=0):
+def make_layer(stm_blocks=1, sticky=False, stop_grad=True, seed=0, write_mask=False):
   layer = InfinityFormerAttention(D_MODEL, H, block_len=L, stm_blocks=stm_blocks, sticky=sticky,
                                   stop_grad=stop_grad, dtype=jnp.float32, rope_theta=THETA,
-                                  rngs=nnx.Rngs(seed), **LTM)
+                                  rngs=nnx.Rngs(seed), write_mask=write_mask, **LTM)
   # Larger mu/sigma weights than the init, so the densities differ across queries and heads.
   layer.ltm_mu[...] = layer.ltm_mu[...] * 4.0
   layer.ltm_var[...] = layer.ltm_var[...] * 4.0
@@ -172,9 +179,12 @@ def signal_of(coeffs, grid=np.linspace(0, 1, 41)):
 
 # ----------------------------------------------------------------------------- layer tests
 
-@pytest.mark.parametrize("stm_blocks,sticky", [(1, False), (1, True), (2, True)])
-def test_layer_matches_numpy_reference(stm_blocks, sticky):
-  graphdef, state = make_layer(stm_blocks, sticky)
+@pytest.mark.parametrize("stm_blocks,sticky,write_mask", [(1, False, False), (1, True, False),
+                                                           (2, True, False), (1, True, True)])
+def test_layer_matches_numpy_reference(stm_blocks, sticky, write_mask):
+  graphdef, state = make_layer(stm_blocks, sticky, write_mask=write_mask)
+  if write_mask:  # a non-zero bias too, so the reference's bias term is exercised
+    state["write_mask"]["bias"][...] = jnp.linspace(-1.0, 1.0, D_MODEL)
   x = random_input(1)
   y, mem = run_fresh(graphdef, state, x)
   p = np_params(state)
@@ -296,11 +306,12 @@ def test_scan_equals_python_loop_and_one_call_equals_several(tiny_cfg):
   _assert_trees_close(chunk_memory, memory, atol=1e-5)
 
 
-def _early_embedding_grad(tiny_cfg, stop_grad):
+def _early_embedding_grad(tiny_cfg, stop_grad, write_mask=False, wrt="embedding"):
   """d(loss of block 3) / d(embeddings of the tokens of block 0), 1 layer, STM of 1 block: block 0
-  leaves the STM after block 1, so only the LTM links it to block 3 (the STM is stop-gradient)."""
+  leaves the STM after block 1, so only the LTM links it to block 3 (the STM is stop-gradient).
+  wrt="write_mask": d(same loss) / d(the write gate's kernel) instead."""
   cfg = tiny_cfg(attention="infinity_former", num_layers=1, block_len=L,
-                 infinity_former=dict(LTM, stop_grad=stop_grad, sticky=True))
+                 infinity_former=dict(LTM, stop_grad=stop_grad, sticky=True, write_mask=write_mask))
   model = Decoder(cfg, nnx.Rngs(0))
   graphdef, state = nnx.split(model)
   params = nnx.to_pure_dict(state)
@@ -314,6 +325,8 @@ def _early_embedding_grad(tiny_cfg, stop_grad):
   batch["weights"][:, 3 * L:] = 1.0
   loss = lambda p: scan.mean_loss(p, graphdef, model.init_memory(B), batch, cfg)[0]
   grads = jax.jit(jax.grad(loss))(params)
+  if wrt == "write_mask":
+    return np.asarray(grads["layers"][0]["attention"]["write_mask"]["kernel"]), loss, params
   return np.asarray(grads["embed"]["embedding"])[:first], loss, params
 
 
@@ -333,6 +346,30 @@ def test_gradients_reach_earlier_blocks_through_the_long_term_memory(tiny_cfg):
   eps = 1e-2
   fd = (shifted(eps) - shifted(-eps)) / (2 * eps)
   np.testing.assert_allclose(np.sum(g * direction), fd, rtol=5e-2, atol=1e-5)
+
+
+def test_write_mask_gate_learns_with_and_without_stop_grad(tiny_cfg):
+  """The official `mask` gate on the written vectors: with stop_grad (old memory and stored inputs
+  detached, as the official B_past) the gate still gets a gradient through the next read, and
+  block 0's embeddings still get none; without stop_grad the gate's gradient is the derivative."""
+  g_cut, _, _ = _early_embedding_grad(tiny_cfg, stop_grad=True, write_mask=True)
+  np.testing.assert_array_equal(g_cut, 0.0)
+  g_gate, _, _ = _early_embedding_grad(tiny_cfg, stop_grad=True, write_mask=True, wrt="write_mask")
+  assert np.max(np.abs(g_gate)) > 1e-6
+  g, loss, params = _early_embedding_grad(tiny_cfg, stop_grad=False, write_mask=True,
+                                          wrt="write_mask")
+  direction = np.random.default_rng(6).normal(size=g.shape).astype(np.float32)
+  loss = jax.jit(loss)
+
+  def shifted(eps):
+    layer = params["layers"][0]
+    kernel = np.asarray(layer["attention"]["write_mask"]["kernel"]) + eps * direction
+    attention = dict(layer["attention"], write_mask=dict(layer["attention"]["write_mask"],
+                                                         kernel=jnp.asarray(kernel)))
+    return float(loss(dict(params, layers={0: dict(layer, attention=attention)})))
+  eps = 1e-2
+  fd = (shifted(eps) - shifted(-eps)) / (2 * eps)
+  np.testing.assert_allclose(np.sum(g * direction), fd, rtol=5e-2, atol=1e-6)
 
 
 def test_kl_to_prior_matches_quadrature():

@@ -6,7 +6,8 @@ Presets: `smoke` (seconds, tests), `cpu` (a scaled-down run on 2 cores: STM = se
 lengths 1K/2K/4K instead of 4K/8K/16K), `paper` (official run_sort_inftyformer.sh: 3 layers,
 d_model 300, 6 heads x 50, d_inner 300, segment = STM = 1024, basis 512, tau 0.75, Adam 2e-4,
 20k steps, batch 8; build and compile only here). The official run also switches on a KL
-regulariser (not in the paper; off here by default): `--config.model.infinity_former.kl_weight=1e-6`.
+regulariser and a learned gate on the written vectors (neither in the paper; both off here by
+default): `--config.model.infinity_former.kl_weight=1e-6 --config.model.infinity_former.write_mask=True`.
 """
 from longctx import config as config_lib
 from longctx.data import sorting

@@ -6,8 +6,9 @@ Transformer-XL's with the same short-term memory; sticky memories at least as go
   python -m longctx.main --config=configs/sorting/infinity_former.py:cpu --workdir=/tmp/sort_inf_sm \
       --config.model.infinity_former.sticky=True
 
-Presets: smoke | cpu | paper (configs/sorting/common.py). Not built from the official config: the
-KL regulariser and the CNN mask over the memory vectors (see longctx/layers/infinity_former.py).
+Presets: smoke | cpu | paper (configs/sorting/common.py). Off by default, on in the official
+config, not in the paper: the KL regulariser (`kl_weight`) and the CNN gate on the vectors written
+to the memory (`write_mask`); see longctx/layers/infinity_former.py.
 """
 
 from longctx import config as config_lib

@@ -34,8 +34,14 @@ Decisions (papers.md 4(e)):
     queries of the blocks that read a filled LTM, times kl_weight (the official kl_m is 1e-6),
     returned as the layer's auxiliary loss [B] (the decoder sums layers; the scan driver averages
     examples and blocks into the training loss).
-  - Not built: the CNN mask over the memory vectors, the boundary padding of the ridge fit over
-    [-0.5, 1.5]. Sorting's official config uses KL and the mask.
+  - `write_mask` (official code's `mask`, NOT from the paper; off by default, on in the official
+    sorting config): the evicted vectors are gated by sigmoid(Conv1d(kernel 3, 'same' padding over
+    the block's positions)) before the ridge fit, so the model learns what to write. With
+    `stop_grad` the gate still learns, as in the official code (which detaches B_past, not the
+    block just written): the write's inputs (old coefficients, stored inputs) are detached, not its
+    result, so the gradient reaches the gate through the next block's read and stops at the next
+    write.
+  - Not built: the boundary padding of the ridge fit over [-0.5, 1.5].
 The memory is float32; the LTM path computes in float32 whatever the activation dtype.
 """
 import functools
@@ -67,7 +73,8 @@ class InfinityFormerAttention(nnx.Module):
   def __init__(self, d_model, num_heads, *, block_len: int, stm_blocks: int, num_basis: int,
                basis_widths, ridge_lambda: float, tau: float, num_samples: int, sticky: bool,
                num_bins: int, min_var: float, stop_grad: bool, dtype, rope_theta, rngs: nnx.Rngs,
-               kl_weight: float = 0.0, kl_sigma0: float = 0.05, kl_mu0: float = -1.0):
+               kl_weight: float = 0.0, kl_sigma0: float = 0.05, kl_mu0: float = -1.0,
+               write_mask: bool = False):
     self.stm = TransformerXLAttention(d_model, num_heads, block_len=block_len, mem_blocks=stm_blocks,
                                       dtype=dtype, rope_theta=rope_theta, rngs=rngs)
     self.num_heads, self.head_dim, self.d_model = num_heads, d_model // num_heads, d_model
@@ -80,6 +87,9 @@ class InfinityFormerAttention(nnx.Module):
     # LTM projections in float32 (the memory is float32 and small: N x d_model per example).
     linear = lambda: nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)
     self.ltm_key, self.ltm_value, self.ltm_out = linear(), linear(), linear()
+    # [L, d] -> [L, d] gate logits over the block's positions (official: Conv1d(d, d, 3, padding=1)).
+    self.write_mask = (nnx.Conv(d_model, d_model, kernel_size=(3,), padding="SAME", rngs=rngs)
+                       if write_mask else None)
     init = nnx.initializers.normal(num_basis ** -0.5)
     self.ltm_mu = nnx.Param(init(rngs.params(), (num_basis,), jnp.float32))   # w_mu [N]
     self.ltm_var = nnx.Param(init(rngs.params(), (num_basis,), jnp.float32))  # w_sigma [N]
@@ -144,10 +154,15 @@ class InfinityFormerAttention(nnx.Module):
     # The oldest cached block leaves the STM now (all its slots share one valid flag).
     evicted = memory["stm_inputs"][:, :l]
     evicted_valid = memory["stm"]["valid"][:, 0]
-    new_coeffs, new_filled = self.write(coeffs, filled, evicted, evicted_valid, mu, var)
+    old_coeffs = jax.lax.stop_gradient(coeffs) if self.stop_grad else coeffs
+    if self.write_mask is not None:
+      evicted = evicted * jax.nn.sigmoid(self.write_mask(evicted))
+    new_coeffs, new_filled = self.write(old_coeffs, filled, evicted, evicted_valid, mu, var)
     new_inputs = jnp.concatenate([memory["stm_inputs"], x.astype(jnp.float32)], axis=1)[:, l:]
     if self.stop_grad:
-      new_coeffs, new_inputs = jax.lax.stop_gradient(new_coeffs), jax.lax.stop_gradient(new_inputs)
+      # The stored inputs are detached, so (no mask) the new coefficients carry no gradient;
+      # with the mask, only the gate's (see the module docstring).
+      new_inputs = jax.lax.stop_gradient(new_inputs)
     new_memory = {"stm": stm_memory, "stm_inputs": new_inputs, "ltm_coeffs": new_coeffs,
                   "ltm_filled": new_filled}
     if not self.kl_weight:
