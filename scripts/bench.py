@@ -27,28 +27,7 @@ The parent records os.getloadavg() before and after each child, the CPU count, a
 the CPU used by OTHER processes during the child (busy time from /proc/stat minus the child's own
 CPU time, in cores). The child's own threads count in the load average after it.
 
-Model FLOPs (no recompute: jax.checkpoint re-runs the forward pass inside the backward pass, which
-costs real time but is NOT counted; the figure is an MFU-style "useful" FLOP rate). Per token:
-  N_mm       = num_layers * (4 d^2 + 3 d f) + d V        matmul parameters touched (q, k, v, out;
-                                                          SwiGLU gate, up, down; LM head; the
-                                                          embedding gather is not a matmul)
-  keys_seen  = T / 2                                      full (causal, average over positions)
-             = mem_blocks * L + L / 2                     bswa, xl (cache + causal block)
-             = L / 2                                      infini (causal block)
-  attn_fwd   = num_layers * 4 * keys_seen * d             q k^T (2 keys d) + probs v (2 keys d)
-  mem_fwd    = num_layers * 2 * 2 * D * d                 infini only: retrieval sigma(q) M and
-                                                          update sigma(k)^T v, 2 D d each (D =
-                                                          head dim; 'linear_delta' adds a third)
-  memorizing: keys_seen as xl; mem_fwd = n_knn_layers * 2 * (capacity + top_k) * d  (scores against
-             every memory slot, then the top_k values)
-  compressive: keys_seen = xl's + compressed_len; mem_fwd = layers * (4 d^2 + 4 (L + L/c) d)
-             (two [c d, d] convolutions per evicted token; the two reconstruction attentions)
-  rmt:       each block runs L + 2m rows: keys_seen = (L + 2m)^2 / (2 L) per real token and
-             mem_fwd = 2 (2m / L) (N_mm - d V) (the memory rows' matmuls, no LM head)
-  train      = 6 N_mm + 3 attn_fwd + 3 mem_fwd            (backward = 2 x forward)
-             = 6 N_mm + 3*4*keys_seen*d*layers + 3*2*2*D*d*layers
-  forward    = 2 N_mm + attn_fwd + mem_fwd
-with d = d_model, f = mlp_dim, V = vocab_size, L = block_len, D = d_model / num_heads.
+Model FLOPs: longctx/flops.py (its docstring gives the formulas; no recompute is counted).
 model GFLOP/s = train FLOPs/token * train tokens/s; fraction = model GFLOP/s / matmul GFLOP/s.
 
 Output: one markdown table per attention (ratios are against 4K, or the shortest length measured
@@ -75,6 +54,12 @@ import time
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
+_SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+if _SCRIPTS not in sys.path:  # bench_tables beside this file, also when loaded by path (tests)
+  sys.path.insert(0, _SCRIPTS)
+
+from bench_tables import _fmt_len, add_derived, bars, memory_growth, tables  # noqa: E402
+from longctx.flops import model_flops_per_token  # noqa: E402,F401  (re-exported for callers)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 _DEFAULT_CONFIG = "configs/bench/decoder.py:cpu"
@@ -168,77 +153,6 @@ def resolve(flags, cfg):
   if opts["batch"] <= 0 or opts["repeats"] <= 0:
     raise ValueError("--batch and --repeats must be positive")
   return opts
-
-
-# ----------------------------------------------------------------------------------------------
-# Model FLOPs (see the module docstring).
-
-def model_flops_per_token(model_cfg, seq_len: int) -> dict:
-  d, f, v = model_cfg.d_model, model_cfg.mlp_dim, model_cfg.vocab_size
-  layers, heads = model_cfg.num_layers, model_cfg.num_heads
-  head_dim = d // heads
-  block = seq_len if model_cfg.attention == "full" else model_cfg.block_len
-  n_mm = layers * (4 * d * d + 3 * d * f) + d * v
-  name = model_cfg.attention
-  if name == "full":
-    keys_seen = seq_len / 2
-  elif name == "bswa":
-    keys_seen = model_cfg.bswa.mem_blocks * block + block / 2
-  elif name == "xl":
-    keys_seen = model_cfg.xl.mem_blocks * block + block / 2
-  elif name == "infini":
-    keys_seen = block / 2
-  elif name == "fam":
-    # Block queries: m blocks + the F FAM rows + half the block; the F FAM queries of a block see
-    # F + L keys each, spread over the block's L tokens.
-    fam_len = model_cfg.fam.fam_len
-    keys_seen = (model_cfg.fam.mem_blocks * block + fam_len + block / 2
-                 + fam_len * (fam_len + block) / block)
-  elif name == "titans":
-    t = model_cfg.titans
-    keys_seen = {"lmm": 0.0, "mac": t.persistent_tokens + block,
-                 "mag": t.persistent_tokens + t.window_blocks * block + block / 2,
-                 "mal": t.persistent_tokens + t.window_blocks * block + block / 2}[t.variant]
-  elif name == "memorizing":
-    keys_seen = model_cfg.xl.mem_blocks * block + block / 2
-  elif name == "compressive":
-    keys_seen = model_cfg.xl.mem_blocks * block + model_cfg.compressive.compressed_len + block / 2
-  elif name == "rmt":
-    keys_seen = (block + 2 * model_cfg.rmt.num_tokens) ** 2 / (2 * block)
-  else:
-    raise ValueError(name)
-  attn_fwd = layers * 4 * keys_seen * d
-  mem_fwd = 0.0
-  if name == "infini":
-    passes = 3 if model_cfg.infini.update_rule == "linear_delta" else 2
-    mem_fwd = layers * passes * 2 * head_dim * d
-  if name == "fam":  # the F FAM rows through every layer's projections and MLP, per block token
-    # (the prompt's pass up the stack, F rows per block unbatched, is not counted)
-    mem_fwd = 2 * layers * (4 * d * d + 3 * d * f) * model_cfg.fam.fam_len / block
-  if name == "titans":
-    t = model_cfg.titans
-    # Memory projections: q, k, v, output gate, output (+ MAC's read-again query and the
-    # retrieved tokens' keys/values, + the (x) gate's projection); `lmm` has no attention.
-    extra = {"lmm": 5 - 4, "mac": 5 + 1 + 2 + 1, "mag": 5 + 1, "mal": 5}[t.variant]
-    n_mm += layers * extra * d * d
-    hidden = head_dim * t.memory_expansion
-    dims = [head_dim] + [hidden] * (t.memory_depth - 1) + [head_dim]
-    weights = sum(i * o for i, o in zip(dims[:-1], dims[1:]))   # |W| per head
-    # Per token and head: gradient (~3 forward passes of 2|W|), two scans (~2 x 2|W| each),
-    # the read (2|W|): ~14 |W|; MAC also reads once more for retrieval.
-    reads = 2 if t.variant == "mac" else 1
-    mem_fwd = layers * model_cfg.num_heads * weights * (12 + 2 * reads)
-  elif name == "memorizing":
-    mc = model_cfg.memorizing
-    knn_layers = len(mc.layers) or layers
-    mem_fwd = knn_layers * 2 * (mc.capacity + mc.top_k) * d
-  elif name == "compressive":
-    rate = model_cfg.compressive.rate
-    mem_fwd = layers * (4 * d * d + 4 * (block + block / rate) * d)
-  elif name == "rmt":
-    mem_fwd = 2 * (2 * model_cfg.rmt.num_tokens / block) * (n_mm - d * v)
-  return dict(matmul_params=n_mm, keys_seen=keys_seen, attn_fwd=attn_fwd, mem_fwd=mem_fwd,
-              forward=2 * n_mm + attn_fwd + mem_fwd, train=6 * n_mm + 3 * attn_fwd + 3 * mem_fwd)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -526,148 +440,6 @@ def run_child(flags, attention, length, opts):
   return res
 
 
-def _ratio(x, ref):
-  return x / ref if x is not None and ref else None
-
-
-def add_derived(results, model_cfg_by_attention):
-  """Model FLOP figures and ratios against 4K (or the shortest ok length) per attention."""
-  for r in results:
-    if r.get("status") != "ok":
-      continue
-    flops = model_flops_per_token(model_cfg_by_attention[r["attention"]], r["length"])
-    r["model_flops_per_token"] = flops
-    r["train_model_gflops"] = flops["train"] * r["train_tokens_per_s"] / 1e9
-    r["fwd_model_gflops"] = flops["forward"] * r["fwd_tokens_per_s"] / 1e9
-    r["train_time_per_token_s"] = r["train_step_s"] / (r["batch"] * r["length"])
-    r["fwd_time_per_token_s"] = r["fwd_step_s"] / (r["batch"] * r["length"])
-    r["fraction_of_matmul_peak"] = r["train_model_gflops"] / r["matmul_gflops"]
-    r["xla_train_bytes"] = r["train_memory_analysis"]["arg_out_temp_bytes"]
-  ok_all = [r for r in results if r.get("status") == "ok"]
-  if ok_all:
-    # The best matmul rate measured in this run (each child's median under its own load).
-    run_peak = max(r["matmul_gflops"] for r in ok_all)
-    for r in ok_all:
-      r["run_matmul_gflops"] = run_peak
-      r["fraction_of_run_matmul_peak"] = r["train_model_gflops"] / run_peak
-  for attention in model_cfg_by_attention:
-    ok = [r for r in results if r["attention"] == attention and r.get("status") == "ok"]
-    if not ok:
-      continue
-    ref = next((r for r in ok if r["length"] == 4096), min(ok, key=lambda r: r["length"]))
-    for r in ok:
-      r["ref_length"] = ref["length"]
-      r["ratios"] = dict(
-          train_time_per_token=_ratio(r["train_time_per_token_s"], ref["train_time_per_token_s"]),
-          fwd_time_per_token=_ratio(r["fwd_time_per_token_s"], ref["fwd_time_per_token_s"]),
-          train_cpu_time_per_token=_ratio(r["train_step_cpu_s"] / r["length"],
-                                          ref["train_step_cpu_s"] / ref["length"]),
-          compile=_ratio(r["compile_s"], ref["compile_s"]),
-          compile_cpu=_ratio(r["compile_cpu_s"], ref["compile_cpu_s"]),
-          rss_peak=_ratio(r["rss_peak_bytes"], ref["rss_peak_bytes"]),
-          xla_train=_ratio(r["xla_train_bytes"], ref["xla_train_bytes"]),
-          xla_train_temp=_ratio(r["train_memory_analysis"].get("temp_size_in_bytes"),
-                                ref["train_memory_analysis"].get("temp_size_in_bytes")))
-
-
-def _fmt_len(t):
-  return f"{t // 1024}K" if t % 1024 == 0 else str(t)
-
-
-def _f(x, spec):
-  return "-" if x is None else format(x, spec)
-
-
-def tables(results, attentions):
-  lines = []
-  for attention in attentions:
-    rows = [r for r in results if r["attention"] == attention]
-    if not rows:
-      continue
-    ref = next((r.get("ref_length") for r in rows if r.get("ref_length")), None)
-    vs = _fmt_len(ref) if ref else "4K"
-    lines += [f"\n### {attention}\n",
-              f"| length | compile s (CPU s) | train tok/s | fwd tok/s | time/token x{vs} | compile x{vs} "
-              f"| peak RSS MiB (x{vs}) | XLA arg+out+temp MiB (x{vs}) | model GFLOP/s "
-              f"| matmul GFLOP/s | % of matmul peak | load 1m before/after (other CPU) |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in rows:
-      load = (f"{r['loadavg_before'][0]:.2f}/{r['loadavg_after'][0]:.2f} "
-              f"({_f(r.get('other_procs_cpu_cores'), '.2f')} of {r['cpu_count']})"
-              if "loadavg_before" in r else "-")
-      if r.get("status") != "ok":
-        lines.append(f"| {_fmt_len(r['length'])} | {r.get('status')}: {r.get('reason', '')} "
-                     + "| " * 10 + f"{load} |")
-        continue
-      q = r["ratios"]
-      lines.append(
-          f"| {_fmt_len(r['length'])} | {r['compile_s']:.1f} ({r['compile_cpu_s']:.1f}) "
-          f"| {r['train_tokens_per_s']:,.0f} "
-          f"| {r['fwd_tokens_per_s']:,.0f} | {_f(q['train_time_per_token'], '.2f')} "
-          f"| {_f(q['compile'], '.2f')} "
-          f"| {r['rss_peak_bytes'] / _MiB:,.0f} ({_f(q['rss_peak'], '.2f')}) "
-          f"| {r['xla_train_bytes'] / _MiB:,.0f} ({_f(q['xla_train'], '.2f')}) "
-          f"| {r['train_model_gflops']:.1f} | {r['matmul_gflops']:.1f} "
-          f"| {100 * r['fraction_of_matmul_peak']:.1f}% | {load} |")
-  return "\n".join(lines)
-
-
-def bars(results, attentions):
-  """64K vs 4K (or longest vs reference) against the issue's bars."""
-  lines = ["\n### bars (longest length vs reference)\n",
-           "| attention | lengths | compile x (<=1.2) | compile CPU x | time/token x (<=1.15) "
-           "| CPU time/token x | peak RSS x (<=1.25) | XLA mem x (<=1.25) "
-           "| % of matmul peak (>=40%): median [min-max] over lengths | % of run's best matmul |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-  out = {}
-  for attention in attentions:
-    ok = [r for r in results if r["attention"] == attention and r.get("status") == "ok"]
-    if len(ok) < 2:
-      continue
-    last = max(ok, key=lambda r: r["length"])
-    q = last["ratios"]
-    fracs = [r["fraction_of_matmul_peak"] for r in ok]
-    frac = statistics.median(fracs)
-    run_frac = statistics.median(r["fraction_of_run_matmul_peak"] for r in ok)
-    mark = lambda x, bar: "-" if x is None else f"{x:.2f} {'ok' if x <= bar else 'FAIL'}"
-    out[attention] = dict(ref_length=last["ref_length"], length=last["length"],
-                          compile=q["compile"], compile_cpu=q["compile_cpu"],
-                          time_per_token=q["train_time_per_token"],
-                          cpu_time_per_token=q["train_cpu_time_per_token"],
-                          rss_peak=q["rss_peak"], xla_train=q["xla_train"],
-                          median_fraction_of_matmul_peak=frac,
-                          min_fraction_of_matmul_peak=min(fracs),
-                          max_fraction_of_matmul_peak=max(fracs),
-                          median_fraction_of_run_matmul_peak=run_frac,
-                          run_matmul_gflops=ok[0]["run_matmul_gflops"])
-    lines.append(f"| {attention} | {_fmt_len(last['length'])} vs {_fmt_len(last['ref_length'])} "
-                 f"| {mark(q['compile'], 1.2)} | {_f(q['compile_cpu'], '.2f')} "
-                 f"| {mark(q['train_time_per_token'], 1.15)} "
-                 f"| {_f(q['train_cpu_time_per_token'], '.2f')} "
-                 f"| {mark(q['rss_peak'], 1.25)} | {mark(q['xla_train'], 1.25)} "
-                 f"| {100 * frac:.1f}% [{100 * min(fracs):.0f}-{100 * max(fracs):.0f}%] "
-                 f"{'ok' if frac >= 0.4 else 'FAIL'} "
-                 f"| {100 * run_frac:.1f}% of {ok[0]['run_matmul_gflops']:.0f} GFLOP/s |")
-  return "\n".join(lines), out
-
-
-def memory_growth(results, attentions):
-  """XLA temp bytes beside the scan carries a training step saves for backprop (num_blocks x carry)."""
-  lines = ["\n### training-step memory vs the saved scan carries\n",
-           "| attention | length | blocks | carry KiB/block | XLA temp MiB | blocks x carry MiB "
-           "| temp - blocks x carry MiB | XLA args MiB |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
-  for r in results:
-    if r["attention"] not in attentions or "train_memory_analysis" not in r:
-      continue
-    m = r["train_memory_analysis"]
-    saved = r["num_blocks"] * r["carry_bytes"]
-    lines.append(f"| {r['attention']} | {_fmt_len(r['length'])} | {r['num_blocks']} "
-                 f"| {r['carry_bytes'] / 1024:,.0f} | {m['temp_size_in_bytes'] / _MiB:,.1f} "
-                 f"| {saved / _MiB:,.1f} | {(m['temp_size_in_bytes'] - saved) / _MiB:,.1f} "
-                 f"| {m['argument_size_in_bytes'] / _MiB:,.1f} |")
-  return "\n".join(lines)
-
 
 def parent_main(flags):
   cfg = load_config(flags.config)
@@ -681,10 +453,8 @@ def parent_main(flags):
   meta = dict(argv=sys.argv, config=flags.config, options=opts, cpu_count=os.cpu_count(),
               platform=platform.platform(), python=sys.version.split()[0],
               started=time.strftime("%Y-%m-%d %H:%M:%S"), mem_budget_gb=flags.mem_budget_gb,
-              config_dict=json.loads(cfg.to_json()), model_flops_formula=(
-                  "train/token = 6*N_mm + 3*4*keys_seen*d*layers (+ infini 3*2*2*D*d*layers); "
-                  "N_mm = layers*(4d^2 + 3*d*mlp) + d*vocab; keys_seen: full T/2, bswa/xl "
-                  "mem_blocks*L + L/2, infini L/2; no recompute counted"))
+              config_dict=json.loads(cfg.to_json()),
+              model_flops_formula="longctx/flops.py (no recompute counted)")
   results = []
 
   def save():

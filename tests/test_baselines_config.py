@@ -1,13 +1,9 @@
 """Config checks of the memorizing, compressive and rmt options (one ValueError naming the field),
-and their entries in scripts/bench.py's FLOP formula."""
-import importlib.util
-import os
-
+and their entries in the FLOP formula (longctx/flops.py)."""
 import pytest
 
 from longctx.config import base_config, finalize
-
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from longctx.flops import model_flops_per_token
 
 
 def _cfg(attention, **changes):
@@ -44,21 +40,17 @@ def test_defaults_are_valid_and_unused_options_are_not_checked():
 
 
 def test_bench_flop_formula_covers_the_baselines():
-  spec = importlib.util.spec_from_file_location("bench_script",
-                                                os.path.join(_ROOT, "scripts", "bench.py"))
-  bench = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(bench)
   model = base_config().model  # d 256, f 1024, V 256, 4 layers, L 256
   d, f, v, layers, block = 256, 1024, 256, 4, 256
   n_mm = layers * (4 * d * d + 3 * d * f) + d * v
-  xl = bench.model_flops_per_token(dict_model(model, "xl"), 4096)
-  mem = bench.model_flops_per_token(dict_model(model, "memorizing", **{"memorizing.layers": (2,)}), 4096)
+  xl = model_flops_per_token(dict_model(model, "xl"), 4096)
+  mem = model_flops_per_token(dict_model(model, "memorizing", **{"memorizing.layers": (2,)}), 4096)
   assert mem["attn_fwd"] == xl["attn_fwd"]
   assert mem["mem_fwd"] == 1 * 2 * (1024 + 32) * d  # one kNN layer, capacity 1024, top_k 32
-  comp = bench.model_flops_per_token(dict_model(model, "compressive"), 4096)
+  comp = model_flops_per_token(dict_model(model, "compressive"), 4096)
   assert comp["keys_seen"] == block + 256 + block / 2
   assert comp["mem_fwd"] == layers * (4 * d * d + 4 * (block + block / 2) * d)
-  rmt = bench.model_flops_per_token(dict_model(model, "rmt", **{"rmt.num_tokens": 16}), 4096)
+  rmt = model_flops_per_token(dict_model(model, "rmt", **{"rmt.num_tokens": 16}), 4096)
   assert rmt["keys_seen"] == (256 + 32) ** 2 / 512
   assert rmt["mem_fwd"] == 2 * (32 / 256) * (n_mm - d * v)
   assert rmt["train"] == 6 * n_mm + 3 * rmt["attn_fwd"] + 3 * rmt["mem_fwd"]

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from longctx.flops import model_flops_per_token
+
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SCRIPT = os.path.join(_REPO, "scripts", "bench.py")
 
@@ -25,17 +27,17 @@ def test_model_flops_formula():
   d, f, v, layers = 256, 1024, 256, 4
   n_mm = layers * (4 * d * d + 3 * d * f) + d * v
   model.attention = "bswa"
-  flops = bench.model_flops_per_token(model, 8192)
+  flops = model_flops_per_token(model, 8192)
   assert flops["matmul_params"] == n_mm
   assert flops["train"] == 6 * n_mm + 3 * 4 * (256 + 128) * d * layers
   model.attention = "infini"
-  flops = bench.model_flops_per_token(model, 8192)
+  flops = model_flops_per_token(model, 8192)
   assert flops["train"] == 6 * n_mm + 3 * 4 * 128 * d * layers + 3 * 2 * 2 * 64 * d * layers
   model.attention = "full"
-  assert bench.model_flops_per_token(model, 8192)["keys_seen"] == 4096
+  assert model_flops_per_token(model, 8192)["keys_seen"] == 4096
   model.attention = "fam"  # F = 64 rows, m = 1: block queries see 256 + 64 + 128 keys
   model.fam.update(fam_len=64, mem_blocks=1)
-  flops = bench.model_flops_per_token(model, 8192)
+  flops = model_flops_per_token(model, 8192)
   assert flops["keys_seen"] == 256 + 64 + 128 + 64 * (64 + 256) / 256
   assert flops["mem_fwd"] == 2 * layers * (4 * d * d + 3 * d * f) * 64 / 256
 
