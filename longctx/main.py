@@ -41,8 +41,17 @@ def main(argv):
 
 
 def _parse_flags(argv):
-  """absl's parser, but a missing config file or an unknown/mistyped override gives one line."""
+  """absl's parser, but a missing config file, an unknown/mistyped override or an override given
+  twice gives one line."""
+  seen = set()
   for arg in argv[1:]:
+    if arg.startswith("--config."):
+      # ml_collections applies a repeated override in sequence, and for a tuple field it
+      # CONCATENATES ('--config.x=(1,2)' then '--config.x=(3,)' gives (1, 2, 3)): refuse it.
+      field = arg[len("--config."):].split("=", 1)[0]
+      if field in seen:
+        sys.exit(f"longctx: --config.{field} is given twice; give each override once")
+      seen.add(field)
     if arg.startswith("--config="):
       path = arg.split("=", 1)[1].split(":", 1)[0]
       if not os.path.isfile(path) or not os.access(path, os.R_OK):

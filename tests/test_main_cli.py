@@ -69,6 +69,8 @@ def test_train_kill_resume_evaluate(tmp_path):
     ([CONFIG, "--config.train.stepz=3"], "stepz"),
     ([CONFIG, "--config.data.seq_len=100"], "data.seq_len"),
     ([CONFIG, "--config.model.attention=nope"], "model.attention"),
+    ([CONFIG, "--config.evals.passkey.lengths=(512,1024)", "--config.evals.passkey.lengths=(512,)"],
+     "--config.evals.passkey.lengths is given twice"),
 ])
 def test_bad_input_gives_one_clear_message(tmp_path, args, expected):
   res = _main(*args, f"--workdir={tmp_path}")

@@ -6,7 +6,8 @@
 # curriculum, data.seq_len_schedule; the 256 model gets its extra steps at 256), so every model has
 # seen the same number of steps. Every model is evaluated on SAMPLES documents at 256 / 512 / 1K / 2K.
 # Usage: bash experiments/infinity_former/run_sorting_bar.sh OUT_DIR [BASE_STEPS] [FT_STEPS] [LENGTHS]
-# (defaults 1500 300 "256 512 1024": ~1 h 50 min on 2 quiet CPU cores; SEED=1 for another seed)
+# (defaults 1500 300 "256 512 1024": ~1 h 50 min on 2 quiet CPU cores; add 2048 for ~25 min more
+# per run (attempt 5); SEED=1 for another seed)
 set -u
 OUT=${1:?output dir}; BASE=${2:-1500}; FT=${3:-300}; LENGTHS=${4:-"256 512 1024"}
 PY=${PYTHON:-python}; SEED=${SEED:-0}; SAMPLES=${SAMPLES:-1024}; RUNS=${RUNS:-"xl cmp inf inf_sticky"}
