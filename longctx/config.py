@@ -67,6 +67,9 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
           # 1 / (1 - eta); with one repeated token (tests/test_neural_memory.py) it diverges at
           # theta 0.1 for eta >= 0.5 and at 0.02 only for eta >= 0.85. The paper gives no value.
           max_lr=0.02,
+          # Clip each token's inner-loop gradient (all memory layers together) to this norm; 0 =
+          # off (the paper has no clip; LUCID's max_grad_norm). See experiments/titans/README.md.
+          max_grad_norm=0.0,
           # Initial gate biases (pre-sigmoid): theta 0.0024, eta 0.73, alpha 0.018 at init. Larger
           # steps or momentum made MAC's memory diverge within 100 tokens at init (chunks of
           # similar attention outputs sum b nearly equal gradients); the outer loop moves them.
@@ -271,6 +274,8 @@ def _validate_titans(model, field):
   if model.block_len % t.chunk_size:
     raise ValueError(f"{field}.chunk_size={t.chunk_size} does not divide "
                      f"model.block_len={model.block_len}")
+  if not t.max_grad_norm >= 0:
+    raise ValueError(f"{field}.max_grad_norm={t.max_grad_norm} must be >= 0 (0 = no clip)")
   if not t.max_lr > 0:
     raise ValueError(f"{field}.max_lr={t.max_lr} must be > 0")
 

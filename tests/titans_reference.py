@@ -46,10 +46,11 @@ def mlp_grad(ws, k, v):
   return grads
 
 
-def memory_sequential(ws, ss, keys, values, queries, theta, eta, alpha, chunk):
+def memory_sequential(ws, ss, keys, values, queries, theta, eta, alpha, chunk, max_grad_norm=0.0):
   """One example and head, token by token: the gradient of token t is taken at the weights of the
   start of its chunk (t - t mod chunk); S_t = eta_t S_{t-1} - theta_t grad; W_t = (1 - alpha_t)
-  W_{t-1} + S_t; y_t = M(q_t; W_t). Returns (y [T, D], W, S)."""
+  W_{t-1} + S_t; y_t = M(q_t; W_t). max_grad_norm > 0: grad is first rescaled to norm at most
+  max_grad_norm (the norm over all layers). Returns (y [T, D], W, S)."""
   ws = [np.array(w, np.float64) for w in ws]
   ss = [np.array(s, np.float64) for s in ss]
   ys = []
@@ -57,6 +58,9 @@ def memory_sequential(ws, ss, keys, values, queries, theta, eta, alpha, chunk):
     if t % chunk == 0:
       start = [w.copy() for w in ws]
     grads = mlp_grad(start, keys[t], values[t])
+    norm = np.sqrt(sum(np.sum(g ** 2) for g in grads))
+    if max_grad_norm > 0 and norm > max_grad_norm:
+      grads = [g * (max_grad_norm / norm) for g in grads]
     ss = [eta[t] * s - theta[t] * g for s, g in zip(ss, grads)]
     ws = [(1.0 - alpha[t]) * w + s for w, s in zip(ws, ss)]
     ys.append(mlp(ws, queries[t]))
@@ -116,8 +120,9 @@ class MemoryRef:
   state a fresh memory starts from."""
 
   def __init__(self, p, heads, chunk, max_lr, momentum=True, decay=True, conv=True,
-               normalize_values=True):
+               normalize_values=True, max_grad_norm=0.0):
     self.p, self.h, self.chunk, self.max_lr = p, heads, chunk, max_lr
+    self.max_grad_norm = max_grad_norm
     self.normalize_values = normalize_values
     self.momentum, self.decay, self.conv = momentum, decay, conv
     self.ws = [p["initial_weights"][i] for i in sorted(p["initial_weights"])]  # [H, Din, Dout]
@@ -155,7 +160,7 @@ class MemoryRef:
     for h in range(self.h):
       y, ws, ss = memory_sequential([w[h] for w in self.ws], [s[h] for s in self.ss], k[:, h],
                                     v[:, h], q[:, h], theta[:, h], eta[:, h], alpha[:, h],
-                                    self.chunk)
+                                    self.chunk, self.max_grad_norm)
       for i in range(len(ws)):
         self.ws[i] = self.ws[i].copy()
         self.ss[i] = self.ss[i].copy()

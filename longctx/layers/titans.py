@@ -64,6 +64,7 @@ class NeuralMemory(nnx.Module):
     self.use_momentum, self.use_decay = opts.momentum, opts.decay
     self.conv_width = opts.conv_width if opts.conv else 0
     self.max_lr = opts.max_lr
+    self.max_grad_norm = opts.max_grad_norm
     self.remat_chunks = opts.remat_chunks
     self.normalize_values = opts.normalize_values
     linear = lambda i, o, **kw: nnx.Linear(i, o, dtype=dtype, rngs=rngs, **kw)
@@ -155,7 +156,7 @@ class NeuralMemory(nnx.Module):
     reads, weights, momentum = nm_ops.batched_memory_forward(
         state["weights"], state["momentum"], to_bh(keys), to_bh(values), to_bh(queries),
         to_bh(theta), to_bh(eta), to_bh(alpha), chunk_size=self.chunk_size,
-        remat=self.remat_chunks)
+        remat=self.remat_chunks, max_grad_norm=self.max_grad_norm)
     return jnp.moveaxis(reads, 2, 1), dict(state, weights=weights, momentum=momentum)
 
   def read(self, queries, state):

@@ -78,10 +78,22 @@ def _bcast(a, like):
   return a.reshape(a.shape + (1,) * (like.ndim - a.ndim))
 
 
-def chunk_update(weights, momentum, keys, values, theta, eta, alpha):
+def clip_scale(sq_norms: jax.Array, max_norm: float) -> jax.Array:
+  """min(1, max_norm / ||g_t||) from the squared norms [b]; max_norm <= 0: all ones (no clip).
+  Written as max_norm / sqrt(max(||g||^2, max_norm^2)): no division by a zero norm."""
+  if max_norm <= 0:
+    return jnp.ones_like(sq_norms)
+  return max_norm * jax.lax.rsqrt(jnp.maximum(sq_norms, max_norm ** 2))
+
+
+def chunk_update(weights, momentum, keys, values, theta, eta, alpha, max_grad_norm: float = 0.0):
   """One chunk of b tokens from (W_{t'}, S_{t'}). keys, values [b, D]; theta, eta, alpha [b].
-  Returns the per-token weights W_t and momenta S_t (tuples of [b, D_in, D_out])."""
+  Returns the per-token weights W_t and momenta S_t (tuples of [b, D_in, D_out]).
+  max_grad_norm > 0 clips each token's gradient (all layers together) to that norm."""
   grads = token_gradients(weights, keys, values)
+  sq = sum(jnp.sum(jnp.square(g), axis=(1, 2)) for g in grads)
+  scale = clip_scale(sq, max_grad_norm)
+  grads = jax.tree.map(lambda g: _bcast(scale, g) * g, grads)
   surprise = jax.tree.map(lambda g: -_bcast(theta, g) * g, grads)
   momenta = linear_recurrence(eta, surprise, momentum)              # eq. 14
   new_weights = linear_recurrence(1.0 - alpha, momenta, weights)    # eq. 13
@@ -130,16 +142,24 @@ def _key_activations(weights, keys, values):
   return inputs, deltas
 
 
-def chunk_read_update(weights, momentum, keys, values, queries, theta, eta, alpha):
+def chunk_read_update(weights, momentum, keys, values, queries, theta, eta, alpha,
+                      max_grad_norm: float = 0.0):
   """One chunk in matmul ("dual") form: the reads y_t = M(q_t; W_t) and the chunk-end (W_b, S_b),
   without materialising any per-token W_t (chunk_update does, as a reference).
 
   Every W_t of the chunk is a_t W_0 + c_t S_0 - sum_s C[t, s] u_s^T delta_s (chunk_coefficients), so
   a layer applied to r_t [D_in] is a_t r_t W_0 + c_t r_t S_0 - sum_s C[t, s] (r_t . u_s) delta_s:
   a masked attention-like product ([b, b] scores r U^T times the [b, b] coefficients) per layer.
-  keys, values, queries [b, D]; theta, eta, alpha [b]. Returns (reads [b, D], W_b, S_b)."""
+  keys, values, queries [b, D]; theta, eta, alpha [b]. Returns (reads [b, D], W_b, S_b).
+  max_grad_norm > 0 clips each token's gradient (all layers together): the norm of the rank-one
+  u^T delta is |u| |delta|, so the clip scales delta and no gradient is formed."""
   a, p, c, big_c, big_e = chunk_coefficients(theta, eta, alpha)
   inputs, deltas = _key_activations(weights, keys, values)
+  if max_grad_norm > 0:
+    sq = sum(jnp.sum(jnp.square(u), -1) * jnp.sum(jnp.square(d), -1)
+             for u, d in zip(inputs, deltas))
+    scale = clip_scale(sq, max_grad_norm)[:, None]
+    deltas = tuple(scale * d for d in deltas)
   h = queries
   for i, (w, m, u, d) in enumerate(zip(weights, momentum, inputs, deltas)):
     h = a[:, None] * (h @ w) + c[:, None] * (h @ m) - ((h @ u.T) * big_c) @ d
@@ -153,12 +173,13 @@ def chunk_read_update(weights, momentum, keys, values, queries, theta, eta, alph
 
 
 def memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, *,
-                   chunk_size: int, remat: bool = True):
+                   chunk_size: int, remat: bool = True, max_grad_norm: float = 0.0):
   """Writes T tokens chunk by chunk and reads each token's query after its own write.
 
   weights, momentum: tuples of [D_in, D_out]; keys, values, queries [T, D]; theta, eta, alpha [T].
   Returns (reads [T, D], final weights, final momentum). T must be a multiple of chunk_size.
   remat: recompute each chunk in the backward pass instead of storing its intermediates.
+  max_grad_norm > 0: clip each token's inner gradient to that norm (chunk_read_update).
   Each chunk runs in the matmul form of chunk_read_update (no per-token weight matrices).
   """
   t = keys.shape[0]
@@ -169,7 +190,7 @@ def memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, 
   xs = tuple(split(a) for a in (keys, values, queries, theta, eta, alpha))
 
   def body(carry, chunk):
-    reads, w, s = chunk_read_update(*carry, *chunk)               # y_t = M(q_t; W_t)
+    reads, w, s = chunk_read_update(*carry, *chunk, max_grad_norm=max_grad_norm)  # y_t = M(q_t; W_t)
     return (w, s), reads
 
   if remat:
@@ -179,13 +200,14 @@ def memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, 
 
 
 def batched_memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, *,
-                           chunk_size: int, remat: bool = True):
+                           chunk_size: int, remat: bool = True, max_grad_norm: float = 0.0):
   """memory_forward for every example and head, each with its own memory.
 
   weights, momentum: tuples of [B, H, D_in, D_out]; keys, values, queries [B, H, T, D];
   theta, eta, alpha [B, H, T]. Returns (reads [B, H, T, D], weights, momentum).
   """
-  fn = functools.partial(memory_forward, chunk_size=chunk_size, remat=remat)
+  fn = functools.partial(memory_forward, chunk_size=chunk_size, remat=remat,
+                         max_grad_norm=max_grad_norm)
   return jax.vmap(jax.vmap(fn))(weights, momentum, keys, values, queries, theta, eta, alpha)
 
 
