@@ -68,12 +68,16 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
           # theta 0.1 for eta >= 0.5 and at 0.02 only for eta >= 0.85. The paper gives no value.
           max_lr=0.02,
           # Clip each token's inner-loop gradient (all memory layers together) to this norm; 0 =
-          # off (the paper has no clip; LUCID's max_grad_norm). See experiments/titans/README.md.
-          max_grad_norm=0.0,
-          # Initial gate biases (pre-sigmoid): theta 0.0024, eta 0.73, alpha 0.018 at init. Larger
-          # steps or momentum made MAC's memory diverge within 100 tokens at init (chunks of
-          # similar attention outputs sum b nearly equal gradients); the outer loop moves them.
-          theta_bias=-2.0, eta_bias=1.0, alpha_bias=-4.0,
+          # off. Not in the paper (LUCID's max_grad_norm); without it MAC hit NaN losses on S-NIAH
+          # at alpha_bias -7/-8 (steps 103, 364). experiments/titans/README.md.
+          max_grad_norm=1.0,
+          # Initial gate biases (pre-sigmoid): theta 0.01 (half of max_lr), eta 0.73, alpha 3.4e-4.
+          # The paper gives none. alpha was 0.018 (bias -4): a depth-2 memory then decays into
+          # W = 0 within a few hundred tokens, a saddle where every gradient is zero, so it never
+          # writes again and MAC/MAG/MAL/LMM sat at chance on S-NIAH (tests/test_neural_memory.py,
+          # experiments/titans/README.md). With little forgetting the weights grow and the inner
+          # loop can diverge: hence max_grad_norm above.
+          theta_bias=0.0, eta_bias=1.0, alpha_bias=-8.0,
           normalize_values=True,  # l2-normalise v like k (stability; see layers/titans.py)
           remat_chunks=True,      # recompute per-token memory weights in the backward pass
       ),

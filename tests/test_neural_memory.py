@@ -193,7 +193,7 @@ def test_chunk_coefficients_equal_the_recurrences_stepped_one_token_at_a_time(mo
 
 
 def test_default_gate_ceiling_keeps_a_repeated_token_finite_and_the_old_one_diverges():
-  """Stability of the inner loop at the config's defaults: one token repeated 8,192 times (a chunk
+  """Stability of the inner loop (no clip) at the config's defaults: one token repeated 8,192 times (a chunk
   of 16 identical tokens sums 16 equal gradients; momentum multiplies by up to 1 / (1 - eta)),
   depth-2 memory of head dim 32, theta at its ceiling `max_lr` (sigmoid saturated), eta and alpha
   at their initial values. The default ceiling stays finite; 0.1, the former default under which
@@ -280,3 +280,34 @@ def test_inner_gradient_clip_keeps_a_diverging_memory_finite():
   assert np.isfinite(np.asarray(y)).all() and all(np.isfinite(np.asarray(a)).all() for a in w)
   error = lambda read: float(np.sum((np.asarray(read) - value) ** 2))
   assert error(y[-1]) < 0.1 < error(y[0])   # bounded, and it learned the pair (decay keeps a gap)
+
+
+def test_old_forgetting_rate_collapses_a_deep_memory_into_the_zero_saddle_and_defaults_do_not():
+  """Why model.titans.alpha_bias moved from -4 to -8: with alpha = sigmoid(-4) = 0.018 per token a
+  depth-2 memory fed a periodic stream (50 unit key/value pairs, a repeated sentence) decays to
+  W = 0 exactly, and W = 0 is a saddle of ||M(k) - v||^2 (silu(0 W_1) = 0 and W_2 = 0: every
+  gradient is zero), so the memory never writes again: MAC, MAG, MAL and LMM trained at chance on
+  S-NIAH. At the config's defaults (gates and clip) the weights stay away from zero."""
+  from longctx import config as config_lib
+  opts = config_lib.base_config().model.titans
+  d, hidden, t, period = 32, 32 * opts.memory_expansion, 8192, 50
+  rng = np.random.default_rng(0)
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  ws = tuple(f32(rng.normal(size=(i, o)) / np.sqrt(i)) for i, o in ((d, hidden), (hidden, d)))
+  unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)
+  pairs = unit(rng.normal(size=(2, period, d)))
+  keys, values = (f32(np.tile(p, (t // period + 1, 1))[:t]) for p in pairs)
+
+  def final_weights(theta_bias, alpha_bias, clip):
+    gate = lambda x: jnp.full((t,), x, jnp.float32)
+    _, w, _ = jax.jit(lambda *a: nm.memory_forward(*a, chunk_size=16, max_grad_norm=clip))(
+        ws, tuple(jnp.zeros_like(w) for w in ws), keys, values, keys,
+        gate(opts.max_lr * ref.sigmoid(theta_bias)), gate(ref.sigmoid(opts.eta_bias)),
+        gate(ref.sigmoid(alpha_bias)))
+    return [np.abs(np.asarray(a)).max() for a in w]
+
+  assert max(final_weights(-2.0, -4.0, 0.0)) == 0.0         # the old defaults: dead
+  zero = tuple(jnp.zeros_like(w) for w in ws)
+  grads = nm.token_gradients(zero, keys[:4], values[:4])
+  assert all(float(jnp.abs(g).max()) == 0.0 for g in grads)  # ... and W = 0 never moves again
+  assert min(final_weights(opts.theta_bias, opts.alpha_bias, opts.max_grad_norm)) > 0.1
