@@ -1,0 +1,91 @@
+"""How alive is a trained Titans model's neural memory? Runs S-NIAH evaluation prompts through the
+model block by block and prints, per layer, the largest |entry| of each memory weight matrix at the
+end of the prompt, beside the same for the learned initial weights W_0, and the gates' mean
+values (theta, eta, alpha) over the prompt's tokens.
+
+  python experiments/titans/probe_memory.py --workdir=runs/s9/niah/mac_clip \
+      --config=configs/niah/titans_mac.py:cpu --length=1024
+
+(--set: the overrides the model was trained with, so the checkpoint's shapes match.) A memory
+that decayed into W = 0 (the zero saddle, tests/test_neural_memory.py) prints 0.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--config", default="configs/niah/titans_mac.py:cpu")
+  parser.add_argument("--workdir", required=True, help="restore the latest checkpoint from here")
+  parser.add_argument("--length", type=int, default=1024)
+  parser.add_argument("--prompts", type=int, default=4)
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+  args = parser.parse_args()
+
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from flax import nnx
+  from eval_memory import apply_overrides, load_config
+  from longctx import checkpoint as ckpt_lib
+  from longctx import optim, train
+  from longctx.data import niah
+  from longctx.layers.titans import NeuralMemory
+  from longctx.models import scan
+
+  cfg = load_config(args.config)
+  apply_overrides(cfg, args.set)
+  graphdef, params, model = train.build_model(cfg)
+  tx, _ = optim.make_optimizer(cfg.train)
+  state = train.init_state(cfg, params, model, tx)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+  with ckpt_lib.Checkpointer(os.path.join(args.workdir, "checkpoints")) as ckpt:
+    state, step = ckpt.restore(None, abstract)
+  params = state["params"]
+
+  gates = []   # per call of NeuralMemory.gates, in call order: (theta, eta, alpha) means
+  original_gates = NeuralMemory.gates
+
+  def recording_gates(self, x):
+    out = original_gates(self, x)
+    jax.debug.callback(lambda *g: gates.append([float(np.mean(a)) for a in g]), *out)
+    return out
+  NeuralMemory.gates = recording_gates
+
+  haystack = niah.make_haystack(cfg.evals.niah.haystack, cfg.evals.niah.files)
+  examples = [niah.eval_example(args.length + 1, depth, "passkey", seed, haystack,
+                                cfg.evals.niah.digits)
+              for seed in range(args.prompts) for depth in (0.0,)]
+  tokens = np.stack([e.tokens for e in examples])
+  batch = {"inputs": jnp.asarray(tokens[:, :-1]), "targets": jnp.asarray(tokens[:, 1:]),
+           "weights": jnp.asarray(np.stack([e.answer_mask[1:] for e in examples]), jnp.float32),
+           "reset": jnp.ones((len(examples),), bool)}
+  model = nnx.merge(graphdef, params)
+  memory = model.init_memory(len(examples))
+  memory, outs = jax.jit(lambda p, m, b: scan.run_blocks(graphdef, p, m, b, cfg.model))(
+      params, memory, batch)
+  jax.block_until_ready(outs)
+  step = step.get("data_step", step) if isinstance(step, dict) else step
+  print(f"{args.workdir} (step {step}), {len(examples)} prompts of {args.length} tokens, "
+        f"answer token accuracy {float(jnp.sum(outs['correct'] * batch['weights']) / jnp.sum(batch['weights'])):.2f}")
+  flat = jax.tree_util.tree_flatten_with_path(memory)[0]
+  initial = {jax.tree_util.keystr(p): np.asarray(a)
+             for p, a in jax.tree_util.tree_flatten_with_path(params)[0]
+             if "initial_weights" in jax.tree_util.keystr(p)}
+  for path, leaf in flat:
+    name = jax.tree_util.keystr(path)
+    if "weights" in name:
+      print(f"  end of prompt {name}: max |W| = {float(jnp.abs(leaf).max()):.3g}")
+  for name, w0 in initial.items():
+    print(f"  learned W_0 {name}: max |W_0| = {np.abs(w0).max():.3g}")
+  g = np.array(gates)
+  if len(g):
+    print(f"  gates over all calls (mean): theta {g[:, 0].mean():.3g}, eta {g[:, 1].mean():.3g}, "
+          f"alpha {g[:, 2].mean():.3g}")
+
+
+if __name__ == "__main__":
+  main()
