@@ -44,6 +44,21 @@ def apply_overrides(cfg, overrides):
     node[leaf] = value
 
 
+def restore_params(cfg, graphdef_params_model, workdir):
+  """The trained parameters in workdir/checkpoints (latest step) for the model that
+  train.build_model(cfg) returned; returns (params, the checkpoint's metadata)."""
+  import jax
+  from longctx import checkpoint as ckpt_lib
+  from longctx import optim, train
+  _, params, model = graphdef_params_model
+  tx, _ = optim.make_optimizer(cfg.train)
+  state = train.init_state(cfg, params, model, tx)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+  with ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
+    state, meta = ckpt.restore(None, abstract)
+  return state["params"], meta
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", required=True)
@@ -55,22 +70,15 @@ def main():
                            "--set data.batch_size=16 (repeatable; must match the trained run)")
   args = parser.parse_args()
 
-  import jax
-  from longctx import checkpoint as ckpt_lib
-  from longctx import evaluate, optim, train
+  from longctx import evaluate, train
   from longctx.data import passkey
 
   cfg = load_config(args.config)
   apply_overrides(cfg, args.set)
-  graphdef, params, model = train.build_model(cfg)
+  built = train.build_model(cfg)
+  graphdef, params, _ = built
   if args.workdir:
-    tx, _ = optim.make_optimizer(cfg.train)
-    state = train.init_state(cfg, params, model, tx)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
-    with ckpt_lib.Checkpointer(os.path.join(args.workdir, "checkpoints")) as ckpt:
-      state, _ = ckpt.restore(None, abstract)
-    params = state["params"]
-    del state
+    params, _ = restore_params(cfg, built, args.workdir)
   base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   streamer = evaluate.Streamer(graphdef, cfg.model, cfg.evals.passkey.chunk_blocks)
   example = passkey.eval_example(args.length + 1, args.depth, cfg.evals.passkey.key_len, seed=7)

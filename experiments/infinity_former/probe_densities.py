@@ -28,26 +28,20 @@ def main():
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   args = parser.parse_args()
 
-  import jax
   import jax.numpy as jnp
   import numpy as np
   from flax import nnx
-  from eval_memory import apply_overrides, load_config
-  from longctx import checkpoint as ckpt_lib
-  from longctx import optim, train
+  from eval_memory import apply_overrides, load_config, restore_params
+  from longctx import train
   from longctx.data import sorting
   from longctx.layers.infinity_former import InfinityFormerAttention
   from longctx.ops import continuous_attention as cont
 
   cfg = load_config(args.config)
   apply_overrides(cfg, args.set)
-  graphdef, params, model = train.build_model(cfg)
-  tx, _ = optim.make_optimizer(cfg.train)
-  state = train.init_state(cfg, params, model, tx)
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
-  with ckpt_lib.Checkpointer(os.path.join(args.workdir, "checkpoints")) as ckpt:
-    state, _ = ckpt.restore(None, abstract)
-  model = nnx.merge(graphdef, state["params"])
+  built = train.build_model(cfg)
+  params, _ = restore_params(cfg, built, args.workdir)
+  model = nnx.merge(built[0], params)
 
   reads = []  # (mu, var) [B, H, L] of every read, in call order (layer by layer, block by block)
   original_read = InfinityFormerAttention.read

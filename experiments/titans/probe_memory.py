@@ -29,22 +29,17 @@ def main():
   import jax.numpy as jnp
   import numpy as np
   from flax import nnx
-  from eval_memory import apply_overrides, load_config
-  from longctx import checkpoint as ckpt_lib
-  from longctx import optim, train
+  from eval_memory import apply_overrides, load_config, restore_params
+  from longctx import train
   from longctx.data import niah
   from longctx.layers.titans import NeuralMemory
   from longctx.models import scan
 
   cfg = load_config(args.config)
   apply_overrides(cfg, args.set)
-  graphdef, params, model = train.build_model(cfg)
-  tx, _ = optim.make_optimizer(cfg.train)
-  state = train.init_state(cfg, params, model, tx)
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
-  with ckpt_lib.Checkpointer(os.path.join(args.workdir, "checkpoints")) as ckpt:
-    state, step = ckpt.restore(None, abstract)
-  params = state["params"]
+  built = train.build_model(cfg)
+  graphdef = built[0]
+  params, step = restore_params(cfg, built, args.workdir)
 
   gates = []   # per call of NeuralMemory.gates, in call order: (theta, eta, alpha) means
   original_gates = NeuralMemory.gates
