@@ -44,19 +44,24 @@ def apply_overrides(cfg, overrides):
     node[leaf] = value
 
 
-def restore_params(cfg, graphdef_params_model, workdir):
-  """The trained parameters in workdir/checkpoints (latest step) for the model that
-  train.build_model(cfg) returned; returns (params, the checkpoint's metadata)."""
+def load_model(spec: str, overrides=(), workdir=None):
+  """The model of config `spec` ('file.py:arg') with `overrides` ('a.b=value'), its parameters
+  restored from workdir/checkpoints (latest step) when a workdir is given, else freshly
+  initialised. Returns (cfg, graphdef, params, the checkpoint's metadata or None)."""
   import jax
   from longctx import checkpoint as ckpt_lib
   from longctx import optim, train
-  _, params, model = graphdef_params_model
+  cfg = load_config(spec)
+  apply_overrides(cfg, overrides)
+  graphdef, params, model = train.build_model(cfg)
+  if not workdir:
+    return cfg, graphdef, params, None
   tx, _ = optim.make_optimizer(cfg.train)
   state = train.init_state(cfg, params, model, tx)
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
   with ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
     state, meta = ckpt.restore(None, abstract)
-  return state["params"], meta
+  return cfg, graphdef, state["params"], meta
 
 
 def main():
@@ -70,15 +75,10 @@ def main():
                            "--set data.batch_size=16 (repeatable; must match the trained run)")
   args = parser.parse_args()
 
-  from longctx import evaluate, train
+  from longctx import evaluate
   from longctx.data import passkey
 
-  cfg = load_config(args.config)
-  apply_overrides(cfg, args.set)
-  built = train.build_model(cfg)
-  graphdef, params, _ = built
-  if args.workdir:
-    params, _ = restore_params(cfg, built, args.workdir)
+  cfg, graphdef, params, _ = load_model(args.config, args.set, args.workdir)
   base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   streamer = evaluate.Streamer(graphdef, cfg.model, cfg.evals.passkey.chunk_blocks)
   example = passkey.eval_example(args.length + 1, args.depth, cfg.evals.passkey.key_len, seed=7)

@@ -31,17 +31,13 @@ def main():
   import jax.numpy as jnp
   import numpy as np
   from flax import nnx
-  from eval_memory import apply_overrides, load_config, restore_params
-  from longctx import train
+  from eval_memory import load_model
   from longctx.data import sorting
   from longctx.layers.infinity_former import InfinityFormerAttention
   from longctx.ops import continuous_attention as cont
 
-  cfg = load_config(args.config)
-  apply_overrides(cfg, args.set)
-  built = train.build_model(cfg)
-  params, _ = restore_params(cfg, built, args.workdir)
-  model = nnx.merge(built[0], params)
+  cfg, graphdef, params, _ = load_model(args.config, args.set, args.workdir)
+  model = nnx.merge(graphdef, params)
 
   reads = []  # (mu, var) [B, H, L] of every read, in call order (layer by layer, block by block)
   original_read = InfinityFormerAttention.read

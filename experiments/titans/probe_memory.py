@@ -29,17 +29,12 @@ def main():
   import jax.numpy as jnp
   import numpy as np
   from flax import nnx
-  from eval_memory import apply_overrides, load_config, restore_params
-  from longctx import train
+  from eval_memory import load_model
   from longctx.data import niah
   from longctx.layers.titans import NeuralMemory
   from longctx.models import scan
 
-  cfg = load_config(args.config)
-  apply_overrides(cfg, args.set)
-  built = train.build_model(cfg)
-  graphdef = built[0]
-  params, step = restore_params(cfg, built, args.workdir)
+  cfg, graphdef, params, meta = load_model(args.config, args.set, args.workdir)
 
   gates = []   # per call of NeuralMemory.gates, in call order: (theta, eta, alpha) means
   original_gates = NeuralMemory.gates
@@ -51,9 +46,9 @@ def main():
   NeuralMemory.gates = recording_gates
 
   haystack = niah.make_haystack(cfg.evals.niah.haystack, cfg.evals.niah.files)
-  examples = [niah.eval_example(args.length + 1, depth, "passkey", seed, haystack,
-                                cfg.evals.niah.digits)
-              for seed in range(args.prompts) for depth in (0.0,)]
+  # Needles at depth 0: the farthest from the question, only the memory can carry them.
+  examples = [niah.eval_example(args.length + 1, 0.0, "passkey", seed, haystack,
+                                cfg.evals.niah.digits) for seed in range(args.prompts)]
   tokens = np.stack([e.tokens for e in examples])
   batch = {"inputs": jnp.asarray(tokens[:, :-1]), "targets": jnp.asarray(tokens[:, 1:]),
            "weights": jnp.asarray(np.stack([e.answer_mask[1:] for e in examples]), jnp.float32),
@@ -63,7 +58,7 @@ def main():
   memory, outs = jax.jit(lambda p, m, b: scan.run_blocks(graphdef, p, m, b, cfg.model))(
       params, memory, batch)
   jax.block_until_ready(outs)
-  step = step.get("data_step", step) if isinstance(step, dict) else step
+  step = meta.get("data_step") if isinstance(meta, dict) else meta
   print(f"{args.workdir} (step {step}), {len(examples)} prompts of {args.length} tokens, "
         f"answer token accuracy {float(jnp.sum(outs['correct'] * batch['weights']) / jnp.sum(batch['weights'])):.2f}")
   flat = jax.tree_util.tree_flatten_with_path(memory)[0]

@@ -79,10 +79,8 @@ def _bcast(a, like):
 
 
 def clip_scale(sq_norms: jax.Array, max_norm: float) -> jax.Array:
-  """min(1, max_norm / ||g_t||) from the squared norms [b]; max_norm <= 0: all ones (no clip).
-  Written as max_norm / sqrt(max(||g||^2, max_norm^2)): no division by a zero norm."""
-  if max_norm <= 0:
-    return jnp.ones_like(sq_norms)
+  """min(1, max_norm / ||g_t||) from the squared norms [b], for max_norm > 0. Written as
+  max_norm / sqrt(max(||g||^2, max_norm^2)): no division by a zero norm."""
   return max_norm * jax.lax.rsqrt(jnp.maximum(sq_norms, max_norm ** 2))
 
 
@@ -91,9 +89,9 @@ def chunk_update(weights, momentum, keys, values, theta, eta, alpha, max_grad_no
   Returns the per-token weights W_t and momenta S_t (tuples of [b, D_in, D_out]).
   max_grad_norm > 0 clips each token's gradient (all layers together) to that norm."""
   grads = token_gradients(weights, keys, values)
-  sq = sum(jnp.sum(jnp.square(g), axis=(1, 2)) for g in grads)
-  scale = clip_scale(sq, max_grad_norm)
-  grads = jax.tree.map(lambda g: _bcast(scale, g) * g, grads)
+  if max_grad_norm > 0:
+    scale = clip_scale(sum(jnp.sum(jnp.square(g), axis=(1, 2)) for g in grads), max_grad_norm)
+    grads = jax.tree.map(lambda g: _bcast(scale, g) * g, grads)
   surprise = jax.tree.map(lambda g: -_bcast(theta, g) * g, grads)
   momenta = linear_recurrence(eta, surprise, momentum)              # eq. 14
   new_weights = linear_recurrence(1.0 - alpha, momenta, weights)    # eq. 13
