@@ -40,20 +40,36 @@ def main(argv):
     sys.exit(f"longctx: {e}")
 
 
+def _config_args(argv):
+  """(name, value) of every --config / --config.* argument, in the '--name=value' and the
+  '--name value' forms (value None for a trailing '--name')."""
+  out, i = [], 1
+  while i < len(argv):
+    arg = argv[i]
+    if arg == "--config" or arg.startswith(("--config=", "--config.")):
+      name, eq, value = arg.partition("=")
+      if not eq:
+        value = argv[i + 1] if i + 1 < len(argv) else None
+        i += 1
+      out.append((name, value))
+    i += 1
+  return out
+
+
 def _parse_flags(argv):
   """absl's parser, but a missing config file, an unknown/mistyped override or an override given
   twice gives one line."""
   seen = set()
-  for arg in argv[1:]:
-    if arg.startswith("--config."):
+  for name, value in _config_args(argv):
+    if name.startswith("--config."):
       # ml_collections applies a repeated override in sequence, and for a tuple field it
       # CONCATENATES ('--config.x=(1,2)' then '--config.x=(3,)' gives (1, 2, 3)): refuse it.
-      field = arg[len("--config."):].split("=", 1)[0]
+      field = name[len("--config."):]
       if field in seen:
         sys.exit(f"longctx: --config.{field} is given twice; give each override once")
       seen.add(field)
-    if arg.startswith("--config="):
-      path = arg.split("=", 1)[1].split(":", 1)[0]
+    elif value is not None:
+      path = value.split(":", 1)[0]
       if not os.path.isfile(path) or not os.access(path, os.R_OK):
         sys.exit(f"longctx: config file {path!r} does not exist or is not readable "
                  f"(--config=<file.py>:<preset>, relative to {os.getcwd()})")

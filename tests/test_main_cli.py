@@ -71,6 +71,10 @@ def test_train_kill_resume_evaluate(tmp_path):
     ([CONFIG, "--config.model.attention=nope"], "model.attention"),
     ([CONFIG, "--config.evals.passkey.lengths=(512,1024)", "--config.evals.passkey.lengths=(512,)"],
      "--config.evals.passkey.lengths is given twice"),
+    # The '--name value' forms absl also accepts.
+    (["--config", "configs/passkey/missing.py:smoke"], "missing.py"),
+    ([CONFIG, "--config.train.steps", "3", "--config.train.steps=4"],
+     "--config.train.steps is given twice"),
 ])
 def test_bad_input_gives_one_clear_message(tmp_path, args, expected):
   res = _main(*args, f"--workdir={tmp_path}")
