@@ -61,6 +61,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
           conv=True, conv_width=4,  # causal depthwise convolution after the q/k/v projections
           persistent_tokens=4,    # N_p learned tokens every query sees (MAC/MAG/MAL)
           window_blocks=1,        # MAG/MAL sliding window: the block + this many earlier blocks
+          output_gate="sigmoid",  # MAC/MAG's (x): sigmoid | mix (layers/titans_arch.py)
           # theta_t = max_lr * sigmoid(.). Was 0.1: MAC and MAG trained on S-NIAH (configs/niah
           # cpu) hit a NaN loss at steps 102 and 35, the inner loop diverging: a chunk of b
           # near-identical tokens sums b equal gradients and momentum amplifies them by
@@ -265,12 +266,12 @@ def _validate_infinity_former(c, field):
 
 
 def _validate_titans(model, field):
-  from longctx.layers.titans import GATE_MODES, VARIANTS
+  from longctx.layers.titans import GATE_MODES, OUTPUT_GATES, VARIANTS
   t = model.titans
-  if t.variant not in VARIANTS:
-    raise ValueError(f"{field}.variant={t.variant!r} is not one of {VARIANTS}")
-  if t.gates not in GATE_MODES:
-    raise ValueError(f"{field}.gates={t.gates!r} is not one of {GATE_MODES}")
+  for name, allowed in (("variant", VARIANTS), ("gates", GATE_MODES),
+                        ("output_gate", OUTPUT_GATES)):
+    if t[name] not in allowed:
+      raise ValueError(f"{field}.{name}={t[name]!r} is not one of {allowed}")
   for name, low in (("memory_depth", 1), ("memory_expansion", 1), ("chunk_size", 1),
                     ("conv_width", 1), ("persistent_tokens", 0), ("window_blocks", 0)):
     if t[name] < low:

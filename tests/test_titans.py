@@ -95,6 +95,26 @@ def test_lmm_layer_matches_token_by_token_reference(opts):
     np.testing.assert_allclose(np.asarray(y[b]), mem.readout(reads, xb), rtol=2e-4, atol=2e-5)
 
 
+def make_perturbed_layer(variant, output_gate):
+  """make_layer with every vector parameter (norm scales, biases) moved off its initial ones or
+  zeros, so e.g. a gate that swaps RMSNorm(y) and RMSNorm(m) or drops a bias cannot pass."""
+  model = nnx.merge(*make_layer(variant, output_gate=output_gate))
+  rng = np.random.default_rng(7)
+  for _, leaf in nnx.iter_graph(model):
+    if isinstance(leaf, nnx.Param) and leaf.ndim == 1:
+      leaf[...] = leaf[...] + jnp.asarray(rng.normal(0, 0.5, leaf.shape), leaf.dtype)
+  return nnx.split(model)
+
+
+def np_output_gate(g, y, m):
+  """(x) of eqs. 25 and 28 for both model.titans.output_gate modes; g: the gate's parameters."""
+  ny, nm = ref.rmsnorm(y, g["norm_y"]["scale"]), ref.rmsnorm(m, g["norm_m"]["scale"])
+  if "mix" in g:   # 'mix': a convex per-channel mixture
+    a = ref.sigmoid(np.concatenate([ny, nm], -1) @ g["mix"]["kernel"] + g["mix"]["bias"])
+    return (a * ny + (1 - a) * nm) @ g["out"]["kernel"]
+  return (ny * ref.sigmoid(nm)) @ g["out"]["kernel"]   # 'sigmoid': the memory gates y
+
+
 def np_mac(p, x, positions):
   """MAC (eqs. 21-25) for one example x [T, d], segment = block of L tokens."""
   mem = ref.MemoryRef(p["memory"], H, CHUNK, MAX_LR)
@@ -123,14 +143,13 @@ def np_mac(p, x, positions):
     k2, v2 = mem.keys_values(y)
     reads = mem.write_read(k2, v2, mem.queries(y, "q_out"), *mem.gates(y))
     m = mem.readout(reads, y)
-    g = p["gate"]
-    o = ref.rmsnorm(y, g["norm_y"]["scale"]) * ref.sigmoid(ref.rmsnorm(m, g["norm_m"]["scale"]))
-    out.append(o @ g["out"]["kernel"])
+    out.append(np_output_gate(p["gate"], y, m))
   return np.concatenate(out)
 
 
-def test_mac_follows_equations_21_to_25_in_order():
-  graphdef, state = make_layer("mac")
+@pytest.mark.parametrize("output_gate", ["sigmoid", "mix"])
+def test_mac_follows_equations_21_to_25_in_order(output_gate):
+  graphdef, state = make_perturbed_layer("mac", output_gate)
   x = inputs(1)
   y, _ = fresh(graphdef, state, x)
   p = weights(state)
@@ -183,14 +202,12 @@ def np_mag_mal(p, x, positions, variant):
     h = ref.rmsnorm(x + m, p["norm"]["scale"])
     return m + np.concatenate([np_window_attention(p, h, s, positions) for s in range(len(x) // L)])
   y = np.concatenate([np_window_attention(p, x, s, positions) for s in range(len(x) // L)])
-  g = p["gate"]
-  o = ref.rmsnorm(y, g["norm_y"]["scale"]) * ref.sigmoid(ref.rmsnorm(m, g["norm_m"]["scale"]))
-  return o @ g["out"]["kernel"]
+  return np_output_gate(p["gate"], y, m)
 
 
-@pytest.mark.parametrize("variant", ["mag", "mal"])
-def test_mag_and_mal_match_their_equations(variant):
-  graphdef, state = make_layer(variant)
+@pytest.mark.parametrize("variant,output_gate", [("mag", "sigmoid"), ("mag", "mix"), ("mal", "sigmoid")])
+def test_mag_and_mal_match_their_equations(variant, output_gate):
+  graphdef, state = make_perturbed_layer(variant, output_gate)
   x = inputs(10)
   y, _ = fresh(graphdef, state, x)
   p = weights(state)
@@ -273,7 +290,7 @@ def test_gates_are_data_dependent_per_token_head_and_example():
     assert np.abs(g[..., 0] - g[..., 1]).max() > 1e-4   # differs between heads
   memory = model.init_memory(B)
   m = model.memory.readout(model.memory.read(model.memory.queries(x, memory, "q_seg")[0], memory), x)
-  out_gate = np.asarray(model.gate.gate_values(m))
+  out_gate = np.asarray(model.gate.gate_values(x, m))
   assert out_gate.std(axis=1).min() > 1e-4
   # Per-chunk gates: constant inside a chunk, still data dependent across chunks.
   graphdef, state = make_layer("lmm", gates="chunk")
@@ -294,7 +311,7 @@ def test_memory_stays_finite_over_a_thousand_chunks_in_the_layer():
 
 @pytest.mark.parametrize("field,value", [("variant", "mad"), ("chunk_size", 3),
                                          ("gates", "block"), ("memory_depth", 0),
-                                         ("max_grad_norm", -1.0)])
+                                         ("max_grad_norm", -1.0), ("output_gate", "tanh")])
 def test_bad_titans_config_names_the_field(field, value):
   with pytest.raises(ValueError, match=f"model.titans.{field}"):
     tiny_model_config(attention="titans", titans={"chunk_size": CHUNK, field: value})

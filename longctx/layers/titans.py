@@ -41,6 +41,7 @@ from longctx.layers.base import reset_memory
 
 VARIANTS = ("lmm", "mac", "mag", "mal")
 GATE_MODES = ("token", "chunk")
+OUTPUT_GATES = ("sigmoid", "mix")   # MAC/MAG's (x): layers/titans_arch.OutputGate
 
 
 def _l2_normalize(x, eps=1e-6):

@@ -10,9 +10,14 @@
 - MAL, memory as layer (eqs. 29-31): o = SWA*(M(x)), the memory layer then the attention.
 
 Decisions (papers.md 2(e) items 4-5; exposed in model.titans):
-- (x) is W_gate(RMSNorm(y) * sigmoid(RMSNorm(m))): "normalise y and M(.) with learnable vector
-  weights, then a non-linearity", followed by an output projection (Sec. 4.4's "output
-  normalisation + linear gating before the final output projection");
+- (x), `model.titans.output_gate` (Sec. 4.2: "normalise y and M(.) with learnable vector
+  weights, then a non-linearity"; Sec. 4.4: "output normalisation + linear gating before the
+  final output projection"), both followed by an output projection W:
+    'sigmoid' (default): W(RMSNorm(y) * sigmoid(RMSNorm(m))), the memory gates the attention
+      output (LUCID's gate_attn_output); what the S-NIAH runs of experiments/titans used;
+    'mix': g = sigmoid([RMSNorm(y), RMSNorm(m)] W_g + b_g), W(g * RMSNorm(y) + (1 - g) * RMSNorm(m)),
+      a convex per-channel mixture that keeps an additive path from the memory to the output
+      (under 'sigmoid' the memory reaches it only through sigmoid', <= 1/4);
 - MAC causality: h_j is computed from segment token j's query, so token i sees h_j only for
   j <= i (a full mask over h, as in Fig. 3a read literally, would let token i read its future
   tokens' queries; Titans-NNX has this leak, implementations.md 1.2). N_l = L retrieved tokens;
@@ -39,18 +44,27 @@ from longctx.layers.titans import NeuralMemory
 
 
 class OutputGate(nnx.Module):
-  """o = W(RMSNorm(y) * sigmoid(RMSNorm(m))): the data-dependent (x) of eqs. 25 and 28."""
+  """The data-dependent (x) of eqs. 25 and 28 (`mode`: 'sigmoid' | 'mix', module docstring)."""
 
-  def __init__(self, d_model, *, dtype, rngs):
+  def __init__(self, d_model, mode, *, dtype, rngs):
+    self.mode = mode
     self.norm_y = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs)
     self.norm_m = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs)
+    if mode == "mix":
+      self.mix = nnx.Linear(2 * d_model, d_model, use_bias=True, dtype=dtype, rngs=rngs)
     self.out = nnx.Linear(d_model, d_model, use_bias=False, dtype=dtype, rngs=rngs)
 
-  def gate_values(self, m):
+  def gate_values(self, y, m):
+    """sigmoid: the factor on RMSNorm(y); mix: g, the weight of RMSNorm(y) against RMSNorm(m)."""
+    if self.mode == "mix":
+      return jax.nn.sigmoid(self.mix(jnp.concatenate([self.norm_y(y), self.norm_m(m)], -1)))
     return jax.nn.sigmoid(self.norm_m(m))
 
   def __call__(self, y, m):
-    return self.out(self.norm_y(y) * self.gate_values(m))
+    g = self.gate_values(y, m)
+    if self.mode == "mix":
+      return self.out(g * self.norm_y(y) + (1.0 - g) * self.norm_m(m))
+    return self.out(self.norm_y(y) * g)
 
 
 def _persistent_param(num_tokens, d_model, rngs):
@@ -70,7 +84,7 @@ class MemoryAsContext(QKVAttention):
     del block_len  # the segment is whatever block the decoder hands over
     self.memory = NeuralMemory(d_model, num_heads, opts, dtype=dtype, rngs=rngs)
     self.persistent = _persistent_param(opts.persistent_tokens, d_model, rngs)
-    self.gate = OutputGate(d_model, dtype=dtype, rngs=rngs)
+    self.gate = OutputGate(d_model, opts.output_gate, dtype=dtype, rngs=rngs)
 
   def init_memory(self, batch: int):
     return self.memory.init_state(batch, self.STREAMS)
@@ -137,7 +151,7 @@ class MemoryAsGate(_WindowedTitans):
   def __init__(self, d_model, num_heads, opts, *, block_len, rope_theta, dtype, rngs):
     super().__init__(d_model, num_heads, opts, block_len=block_len, rope_theta=rope_theta,
                      dtype=dtype, rngs=rngs)
-    self.gate = OutputGate(d_model, dtype=dtype, rngs=rngs)
+    self.gate = OutputGate(d_model, opts.output_gate, dtype=dtype, rngs=rngs)
 
   def __call__(self, x, memory, *, positions, reset):
     mem = reset_memory(memory["memory"], self.memory.init_state(x.shape[0], self.STREAMS), reset)
