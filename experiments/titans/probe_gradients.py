@@ -1,0 +1,75 @@
+"""How much learning signal reaches each part of a Titans model at initialisation? The norm of the
+gradient of the S-NIAH answer loss (passkey needles at depth 0, the farthest from the question)
+with respect to each parameter family, summed over layers, for each variant.
+
+  python experiments/titans/probe_gradients.py --variants=lmm,mag,mal,mac
+  python experiments/titans/probe_gradients.py --variants=mag --set model.titans.output_gate=mix
+
+Families: memory/<name> (W_Q, W_K, W_V, the initial weights W_0, the gates, the read-out), the
+layer's other parts (attention, gate (x), persistent tokens, mlp, norms), embed and lm_head.
+Under Adam a smaller gradient is not by itself slower learning (each parameter's step is
+normalised); the probe shows where the loss reaches, not how fast a run learns.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+
+
+def family(path: str) -> str:
+  parts = path.split("/")
+  if parts[0] != "layers":
+    return parts[0]
+  rest = parts[2:]                          # drop "layers/<i>"
+  if rest[0] == "attention" and len(rest) > 1:
+    rest = rest[1:]                         # the Titans layer's own modules
+    if rest[0] == "memory":
+      return "memory/" + rest[1]
+  return rest[0]
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--variants", default="lmm,mag,mal,mac")
+  parser.add_argument("--length", type=int, default=512)
+  parser.add_argument("--prompts", type=int, default=8)
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+  args = parser.parse_args()
+
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from flax import nnx
+  from eval_memory import load_model
+  from longctx.data import niah
+  from longctx.models import scan
+
+  results = {}
+  for variant in args.variants.split(","):
+    cfg, graphdef, params, _ = load_model(f"configs/niah/titans_{variant}.py:cpu", args.set)
+    haystack = niah.make_haystack(cfg.evals.niah.haystack, cfg.evals.niah.files)
+    examples = [niah.eval_example(args.length + 1, 0.0, "passkey", seed, haystack,
+                                  cfg.evals.niah.digits) for seed in range(args.prompts)]
+    tokens = np.stack([e.tokens for e in examples])
+    batch = {"inputs": jnp.asarray(tokens[:, :-1]), "targets": jnp.asarray(tokens[:, 1:]),
+             "weights": jnp.asarray(np.stack([e.answer_mask[1:] for e in examples]), jnp.float32),
+             "reset": jnp.ones((len(examples),), bool)}
+    memory = nnx.merge(graphdef, params).init_memory(len(examples))
+    grads = jax.jit(jax.grad(
+        lambda p: scan.mean_loss(p, graphdef, memory, batch, cfg.model)[0]))(params)
+    sums = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(grads):
+      name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+      sums[family(name)] = sums.get(family(name), 0.0) + float(jnp.sum(jnp.square(leaf)))
+    results[variant] = {k: v ** 0.5 for k, v in sums.items()}
+
+  names = sorted({k for r in results.values() for k in r})
+  print("| family | " + " | ".join(results) + " |")
+  print("|---|" + "---:|" * len(results))
+  for k in names:
+    print(f"| {k} | " + " | ".join(f"{r[k]:.2g}" if k in r else "" for r in results.values()) + " |")
+
+
+if __name__ == "__main__":
+  main()
