@@ -64,6 +64,21 @@ def load_model(spec: str, overrides=(), workdir=None):
   return cfg, graphdef, state["params"], meta
 
 
+def niah_depth0_batch(cfg, length: int, prompts: int):
+  """`prompts` S-NIAH passkey prompts of `length` tokens with the needle at depth 0 (the farthest
+  from the question: only a memory can carry it), as a model batch (seeds 0..prompts-1)."""
+  import jax.numpy as jnp
+  import numpy as np
+  from longctx.data import niah
+  haystack = niah.make_haystack(cfg.evals.niah.haystack, cfg.evals.niah.files)
+  examples = [niah.eval_example(length + 1, 0.0, "passkey", seed, haystack, cfg.evals.niah.digits)
+              for seed in range(prompts)]
+  tokens = np.stack([e.tokens for e in examples])
+  return {"inputs": jnp.asarray(tokens[:, :-1]), "targets": jnp.asarray(tokens[:, 1:]),
+          "weights": jnp.asarray(np.stack([e.answer_mask[1:] for e in examples]), jnp.float32),
+          "reset": jnp.ones((prompts,), bool)}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", required=True)

@@ -39,23 +39,15 @@ def main():
 
   import jax
   import jax.numpy as jnp
-  import numpy as np
   from flax import nnx
-  from eval_memory import load_model
-  from longctx.data import niah
+  from eval_memory import load_model, niah_depth0_batch
   from longctx.models import scan
 
   results = {}
   for variant in args.variants.split(","):
     cfg, graphdef, params, _ = load_model(f"configs/niah/titans_{variant}.py:cpu", args.set)
-    haystack = niah.make_haystack(cfg.evals.niah.haystack, cfg.evals.niah.files)
-    examples = [niah.eval_example(args.length + 1, 0.0, "passkey", seed, haystack,
-                                  cfg.evals.niah.digits) for seed in range(args.prompts)]
-    tokens = np.stack([e.tokens for e in examples])
-    batch = {"inputs": jnp.asarray(tokens[:, :-1]), "targets": jnp.asarray(tokens[:, 1:]),
-             "weights": jnp.asarray(np.stack([e.answer_mask[1:] for e in examples]), jnp.float32),
-             "reset": jnp.ones((len(examples),), bool)}
-    memory = nnx.merge(graphdef, params).init_memory(len(examples))
+    batch = niah_depth0_batch(cfg, args.length, args.prompts)
+    memory = nnx.merge(graphdef, params).init_memory(args.prompts)
     grads = jax.jit(jax.grad(
         lambda p: scan.mean_loss(p, graphdef, memory, batch, cfg.model)[0]))(params)
     sums = {}

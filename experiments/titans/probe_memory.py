@@ -29,8 +29,7 @@ def main():
   import jax.numpy as jnp
   import numpy as np
   from flax import nnx
-  from eval_memory import load_model
-  from longctx.data import niah
+  from eval_memory import load_model, niah_depth0_batch
   from longctx.layers.titans import NeuralMemory
   from longctx.models import scan
 
@@ -45,21 +44,14 @@ def main():
     return out
   NeuralMemory.gates = recording_gates
 
-  haystack = niah.make_haystack(cfg.evals.niah.haystack, cfg.evals.niah.files)
-  # Needles at depth 0: the farthest from the question, only the memory can carry them.
-  examples = [niah.eval_example(args.length + 1, 0.0, "passkey", seed, haystack,
-                                cfg.evals.niah.digits) for seed in range(args.prompts)]
-  tokens = np.stack([e.tokens for e in examples])
-  batch = {"inputs": jnp.asarray(tokens[:, :-1]), "targets": jnp.asarray(tokens[:, 1:]),
-           "weights": jnp.asarray(np.stack([e.answer_mask[1:] for e in examples]), jnp.float32),
-           "reset": jnp.ones((len(examples),), bool)}
+  batch = niah_depth0_batch(cfg, args.length, args.prompts)
   model = nnx.merge(graphdef, params)
-  memory = model.init_memory(len(examples))
+  memory = model.init_memory(args.prompts)
   memory, outs = jax.jit(lambda p, m, b: scan.run_blocks(graphdef, p, m, b, cfg.model))(
       params, memory, batch)
   jax.block_until_ready(outs)
   step = meta.get("data_step") if isinstance(meta, dict) else meta
-  print(f"{args.workdir} (step {step}), {len(examples)} prompts of {args.length} tokens, "
+  print(f"{args.workdir} (step {step}), {args.prompts} prompts of {args.length} tokens, "
         f"answer token accuracy {float(jnp.sum(outs['correct'] * batch['weights']) / jnp.sum(batch['weights'])):.2f}")
   flat = jax.tree_util.tree_flatten_with_path(memory)[0]
   initial = {jax.tree_util.keystr(p): np.asarray(a)
