@@ -54,17 +54,21 @@ class OutputGate(nnx.Module):
       self.mix = nnx.Linear(2 * d_model, d_model, use_bias=True, dtype=dtype, rngs=rngs)
     self.out = nnx.Linear(d_model, d_model, use_bias=False, dtype=dtype, rngs=rngs)
 
+  def _gate(self, ny, nm):
+    if self.mode == "mix":
+      return jax.nn.sigmoid(self.mix(jnp.concatenate([ny, nm], -1)))
+    return jax.nn.sigmoid(nm)
+
   def gate_values(self, y, m):
     """sigmoid: the factor on RMSNorm(y); mix: g, the weight of RMSNorm(y) against RMSNorm(m)."""
-    if self.mode == "mix":
-      return jax.nn.sigmoid(self.mix(jnp.concatenate([self.norm_y(y), self.norm_m(m)], -1)))
-    return jax.nn.sigmoid(self.norm_m(m))
+    return self._gate(self.norm_y(y), self.norm_m(m))
 
   def __call__(self, y, m):
-    g = self.gate_values(y, m)
+    ny, nm = self.norm_y(y), self.norm_m(m)   # once: the block step runs this every layer
+    g = self._gate(ny, nm)
     if self.mode == "mix":
-      return self.out(g * self.norm_y(y) + (1.0 - g) * self.norm_m(m))
-    return self.out(self.norm_y(y) * g)
+      return self.out(g * ny + (1.0 - g) * nm)
+    return self.out(ny * g)
 
 
 def _persistent_param(num_tokens, d_model, rngs):
