@@ -24,6 +24,7 @@ import signal
 import threading
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
@@ -59,7 +60,7 @@ def should_stop() -> bool:
   return _STOP.is_set()
 
 
-def _path_str(path) -> str:
+def path_str(path) -> str:
   """A key path as 'a/b/0/c', the same for dicts, lists, tuples, namedtuples and nnx.State.
 
   Needed because orbax's metadata tree turns namedtuple fields and nnx Variable `.value` into dict
@@ -76,8 +77,8 @@ def _path_str(path) -> str:
   return "/".join(parts)
 
 
-def _leaves(tree) -> dict:
-  return {_path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+def flat_leaves(tree) -> dict:
+  return {path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 class Checkpointer:
@@ -168,7 +169,7 @@ class Checkpointer:
     stored = self._mngr.item_metadata(step)["state"]
     if stored is None:
       return  # no metadata (e.g. an older format): orbax's own checks apply
-    saved, want = _leaves(stored), _leaves(abstract_state)
+    saved, want = flat_leaves(stored), flat_leaves(abstract_state)
     missing = [k for k in want if k not in saved]
     extra = [k for k in saved if k not in want]
     if missing or extra:
@@ -183,6 +184,37 @@ class Checkpointer:
         raise ValueError(
             f"{where} does not match the model (another model shape?): leaf '{k}' has shape "
             f"{got} in the checkpoint but {tuple(x.shape)} is expected ({n} leaves differ)")
+
+  def restore_item(self, step: int | None, key: str = "params"):
+    """Reads only `state[key]` of checkpoint `step` (None: latest) as numpy arrays, in the stored
+    structure; the other leaves (optimizer state, memory) are not read. Returns (subtree, step).
+
+    For initialising a different model from this run (longctx.warm_start): no abstract target is
+    needed, so the stored shapes come back as they are and the caller matches them leaf by leaf.
+    """
+    if step is None:
+      step = self.latest_step()
+      if step is None:
+        raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    elif step not in self._mngr.all_steps():
+      raise FileNotFoundError(
+          f"no checkpoint for step {step} in {self.directory}; steps: {self.all_steps()}")
+    path = self.directory / str(step) / "state"
+    reader = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+    stored = reader.metadata(path).item_metadata.tree
+    if not isinstance(stored, dict) or key not in stored:
+      raise ValueError(f"checkpoint {path} holds no '{key}' (top-level items: "
+                       f"{sorted(stored) if isinstance(stored, dict) else type(stored).__name__})")
+
+    # Leaves outside state[key] are PLACEHOLDERs: orbax skips them (StandardRestore would read all).
+    def target(path_, leaf):
+      if getattr(path_[0], "key", None) == key:
+        return jax.ShapeDtypeStruct(tuple(leaf.shape), leaf.dtype)
+      return ocp.PLACEHOLDER
+    item = jax.tree_util.tree_map_with_path(target, stored)
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+    out = reader.restore(path, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args))
+    return out[key], step
 
   def close(self):
     """Waits for pending saves (raising their errors) and releases orbax's threads."""

@@ -129,6 +129,10 @@ def base_config() -> ml_collections.ConfigDict:
       # FAM's length-extrapolation tricks (App. B.2), off by default; randomness from state["rng"].
       random_position_offset=False,  # RPO: per example, offset U[0, 2*pi*theta) with prob 0.5
       state_passing_prob=0.0,     # RSP: prob. that a step starts from the last step's FAM (0.8 paper)
+      # Fine-tuning (longctx/warm_start.py): start from another run's parameters (its workdir or
+      # checkpoints/ directory; step -1 = latest); leaves with a path component in init_from_fresh
+      # may be missing there (LoRA factors, FAM's prompt) and keep their initial value.
+      init_from="", init_from_step=-1, init_from_fresh=("lora_a", "lora_b", "feedback_prompt"),
   ))
   cfg.checkpoint = ml_collections.ConfigDict(dict(every_steps=100, keep=2, async_save=True))
   cfg.mesh = ml_collections.ConfigDict(dict(data=-1))  # -1: all devices on the data axis
@@ -399,6 +403,8 @@ def _validate_training(cfg):
   if cfg.train.state_passing_prob > 0 and cfg.model.attention != "fam":
     raise ValueError(f"train.state_passing_prob={cfg.train.state_passing_prob} needs "
                      f"model.attention='fam' (got {cfg.model.attention!r}): only FAM passes state")
+  if cfg.train.init_from_step < -1:
+    raise ValueError(f"train.init_from_step={cfg.train.init_from_step} must be a step or -1 (latest)")
   if cfg.checkpoint.every_steps <= 0 or cfg.checkpoint.keep <= 0:
     raise ValueError(f"checkpoint.every_steps={cfg.checkpoint.every_steps} and "
                      f"checkpoint.keep={cfg.checkpoint.keep} must be positive")

@@ -20,7 +20,7 @@ from flax import nnx
 
 from longctx import checkpoint as ckpt_lib
 from longctx import evaluate as eval_lib
-from longctx import optim, sharding
+from longctx import optim, sharding, warm_start
 from longctx.data import sources
 from longctx.layers import lora
 from longctx.models import scan
@@ -173,18 +173,23 @@ def train_and_evaluate(cfg, workdir: str):
     return compile_only(cfg, mesh)
   write_config(cfg.to_json_best_effort(indent=2), workdir)
   graphdef, params, model = build_model(cfg)
+  checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                       save_interval_steps=cfg.checkpoint.every_steps,
+                                       max_to_keep=cfg.checkpoint.keep,
+                                       async_save=cfg.checkpoint.async_save)
+  resuming = checkpointer.latest_step() is not None
+  if cfg.train.init_from and not resuming:
+    params = warm_start.init_from_checkpoint(cfg, params, workdir)
+  elif cfg.train.init_from:
+    logging.info("Resuming %s: train.init_from=%s is not read again", workdir, cfg.train.init_from)
   tx, schedule = make_optimizer(cfg)
   state = init_state(cfg, params, model, tx)
   jitted, state_sh, batch_sh = compile_train_step(cfg, graphdef, state, mesh, tx, schedule)
   source = sources.make_train_source(cfg)
 
-  checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                       save_interval_steps=cfg.checkpoint.every_steps,
-                                       max_to_keep=cfg.checkpoint.keep,
-                                       async_save=cfg.checkpoint.async_save)
   ckpt_lib.install_sigterm_handler()
   start = 0
-  if checkpointer.latest_step() is not None:
+  if resuming:
     state, meta = checkpointer.restore(None, _abstract(state, state_sh))
     start = int(state["step"])
     logging.info("Resumed from %s at step %d (data position %s)", workdir, start, meta)

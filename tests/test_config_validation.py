@@ -38,6 +38,7 @@ def _bad(**changes):
     ({"model.fam.fam_len": -1}, "model.fam.fam_len"),
     ({"model.fam.mem_blocks": -2}, "model.fam.mem_blocks"),
     ({"train.state_passing_prob": 1.5}, "train.state_passing_prob"),
+    ({"train.init_from_step": -2}, "train.init_from_step"),
     ({"data.seq_len_schedule": ((100, 1000),)}, "data.seq_len_schedule[0]"),   # not a block multiple
     ({"data.seq_len_schedule": ((100, 8192), (100, 16384))}, "data.seq_len_schedule[1]"),
     ({"data.seq_len_schedule": ((0, 8192),)}, "data.seq_len_schedule[0]"),     # step 0: use seq_len

@@ -16,8 +16,12 @@ The BSWA side of Fig. 3a (M0..M4): configs/passkey/bswa.py with --config.model.b
   rank 64 on attention + FF, Adafactor (b1 0.9, b2 0.99), constant LR 1e-4, batch 128, 5k passkey
   fine-tuning steps on FAM's prompt (key right after the prefix, depth 0) of 8K tokens (the paper's
   filler is 2K-18K; one fixed length here), evaluated with FAM's template up to 256K tokens.
-  Build/compile only here (--config.train.compile_only=True); fine-tuning needs a pretrained
-  checkpoint, which longctx does not load yet.
+  Build/compile only here (--config.train.compile_only=True). Fine-tuning starts from a pretrained
+  run of the same shape: --config.train.init_from=<its workdir> (longctx/warm_start.py: the layer
+  weights are loaded, the LoRA factors and the FAM prompt start fresh).
+- fine-tuning at CPU scale (the paper's route): train configs/passkey/bswa.py:cpu (or full.py:cpu),
+  then this config with --config.train.init_from=<that workdir> (add --config.model.lora.rank=N for
+  LoRA; without it every weight trains).
 """
 from longctx import config as config_lib
 

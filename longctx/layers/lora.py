@@ -52,22 +52,21 @@ def add_lora(layers, rank: int, alpha: float, targets, rngs: nnx.Rngs):
           setattr(parent, name, LoRALinear(getattr(parent, name), rank, alpha, rngs))
 
 
+def merge_lora_params(params, scale: float):
+  """Each LoRALinear {kernel, lora_a, lora_b} of a pure-dict tree -> {kernel: kernel + scale A B}."""
+  if not isinstance(params, dict):
+    return params
+  if "lora_a" in params:
+    kernel = params["kernel"]
+    return {"kernel": kernel + scale * (params["lora_a"] @ params["lora_b"]).astype(kernel.dtype)}
+  return {k: merge_lora_params(v, scale) for k, v in params.items()}
+
+
 def merge_lora(params, model_cfg):
-  """params (a pure dict of a LoRA model) -> (params of the same model without LoRA, its config).
-
-  Each LoRALinear {kernel, lora_a, lora_b} becomes {kernel: kernel + scale * lora_a @ lora_b}."""
-  scale = lora_scale(model_cfg.lora.rank, model_cfg.lora.alpha)
-
-  def merge(tree):
-    if not isinstance(tree, dict):
-      return tree
-    if "lora_a" in tree:
-      kernel = tree["kernel"] + scale * (tree["lora_a"] @ tree["lora_b"]).astype(tree["kernel"].dtype)
-      return {"kernel": kernel}
-    return {k: merge(v) for k, v in tree.items()}
+  """params (a pure dict of a LoRA model) -> (params of the same model without LoRA, its config)."""
   merged_cfg = model_cfg.copy_and_resolve_references()
   merged_cfg.lora.rank = 0
-  return merge(params), merged_cfg
+  return merge_lora_params(params, lora_scale(model_cfg.lora.rank, model_cfg.lora.alpha)), merged_cfg
 
 
 def trainable_labels(params):
