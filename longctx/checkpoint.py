@@ -139,6 +139,17 @@ class Checkpointer:
     """Whether the loop should do a final forced save and exit: SIGTERM seen or preemption reached."""
     return should_stop() or self.reached_preemption(step)
 
+  def _resolve_step(self, step: int | None) -> int:
+    """`step`, or the latest when None; FileNotFoundError when there is no such checkpoint."""
+    if step is None:
+      step = self.latest_step()
+      if step is None:
+        raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    elif step not in self._mngr.all_steps():
+      raise FileNotFoundError(
+          f"no checkpoint for step {step} in {self.directory}; steps: {self.all_steps()}")
+    return step
+
   def restore(self, step: int | None, abstract_state):
     """Restores (state, meta) at `step` (None: latest) onto `abstract_state`'s shapes and shardings.
 
@@ -147,13 +158,7 @@ class Checkpointer:
     Raises FileNotFoundError when there is no such checkpoint and one ValueError naming the
     directory and the first differing leaf when the checkpoint's tree does not match.
     """
-    if step is None:
-      step = self.latest_step()
-      if step is None:
-        raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    elif step not in self._mngr.all_steps():
-      raise FileNotFoundError(
-          f"no checkpoint for step {step} in {self.directory}; steps: {self.all_steps()}")
+    step = self._resolve_step(step)
     self._check_matches(step, abstract_state)
     args = ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
@@ -192,13 +197,7 @@ class Checkpointer:
     For initialising a different model from this run (longctx.warm_start): no abstract target is
     needed, so the stored shapes come back as they are and the caller matches them leaf by leaf.
     """
-    if step is None:
-      step = self.latest_step()
-      if step is None:
-        raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    elif step not in self._mngr.all_steps():
-      raise FileNotFoundError(
-          f"no checkpoint for step {step} in {self.directory}; steps: {self.all_steps()}")
+    step = self._resolve_step(step)
     path = self.directory / str(step) / "state"
     reader = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     stored = reader.metadata(path).item_metadata.tree
