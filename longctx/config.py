@@ -45,7 +45,9 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
                            # code's `mask` (on in its sorting config), not in the paper; off.
                            write_mask=False),
       # TransformerFAM (Table 4 defaults): FAM length L_F, BSWA memory blocks next to the FAM.
-      fam=dict(fam_len=64, mem_blocks=3),
+      # state_norm (not in the paper, off = Algorithm 2): RMSNorm (learned scale) on the FAM before
+      # it is carried, which stops its linear growth with blocks (experiments/fam attempt 5).
+      fam=dict(fam_len=64, mem_blocks=3, state_norm=False),
       # LoRA on the attention and MLP projections (rank 0: off). With LoRA on, only the LoRA factors
       # (and a FAM prompt) are trained; longctx.layers.lora.merge_lora folds them in for inference.
       lora=dict(rank=0, alpha=0.0, targets=("query", "key", "value", "out", "gate", "up", "down")),

@@ -75,9 +75,10 @@ def np_params(params):
   return jax.tree.map(lambda v: np.asarray(v, np.float64), nnx.to_pure_dict(params))
 
 
-def np_fam_decoder(p, tokens, positions, fam_len, mem_blocks, num_layers, block_len=L):
+def np_fam_decoder(p, tokens, positions, fam_len, mem_blocks, num_layers, block_len=L,
+                   state_norm=False):
   """Algorithm 2 per layer and block, every example reset at block 0. Returns (logits [B, T, V],
-  final FAM per layer [B, F, d])."""
+  final FAM per layer [B, F, d]). state_norm: the carried FAM is RMSNorm(F_tau) (longctx option)."""
   f = fam_len
   b, t = tokens.shape
   lay = p["layers"]
@@ -133,6 +134,8 @@ def np_fam_decoder(p, tokens, positions, fam_len, mem_blocks, num_layers, block_
       a_fam = proj(l, af.reshape(b, f, H * D), "out") + residual
       cache[l].append((k, v))
       fam[l] = ff(l, a_fam)
+      if state_norm:
+        fam[l] = rms(fam[l], lay[l]["attention"]["state_norm"]["scale"])
       h = ff(l, a_block)
     logits.append(rms(h, p["final_norm"]["scale"]) @ p["lm_head"]["kernel"])
   return np.concatenate(logits, axis=1), fam
@@ -157,9 +160,9 @@ def loop(graphdef, params, tokens, positions, memory, reset, block_len=L):
   return np.concatenate(out, axis=1), memory
 
 
-def build(tiny_cfg, fam_len=3, mem_blocks=1, num_layers=2, seed=0, **kw):
+def build(tiny_cfg, fam_len=3, mem_blocks=1, num_layers=2, seed=0, state_norm=False, **kw):
   cfg = tiny_cfg(attention="fam", num_layers=num_layers, block_len=L,
-                 fam=dict(fam_len=fam_len, mem_blocks=mem_blocks), **kw)
+                 fam=dict(fam_len=fam_len, mem_blocks=mem_blocks, state_norm=state_norm), **kw)
   model = Decoder(cfg, nnx.Rngs(seed))
   graphdef, params = nnx.split(model)
   return cfg, model, graphdef, params
@@ -177,21 +180,32 @@ ALL = np.ones((B,), bool)
 
 # ----------------------------------------------------------------------------- tests
 
-@pytest.mark.parametrize("fam_len,mem_blocks", [(3, 1), (2, 0), (1, 2)])
-def test_decoder_matches_numpy_algorithm2(tiny_cfg, fam_len, mem_blocks):
-  cfg, model, graphdef, params = build(tiny_cfg, fam_len, mem_blocks)
+@pytest.mark.parametrize("fam_len,mem_blocks,state_norm", [(3, 1, False), (2, 0, False),
+                                                            (1, 2, False), (3, 1, True)])
+def test_decoder_matches_numpy_algorithm2(tiny_cfg, fam_len, mem_blocks, state_norm):
+  cfg, model, graphdef, params = build(tiny_cfg, fam_len, mem_blocks, state_norm=state_norm)
+  if state_norm:   # move the learned scales off 1 so a norm without its scale would not match
+    for i, layer in enumerate(model.layers):
+      scale = layer.attention.state_norm.scale
+      scale[...] = 1.0 + 0.5 * jax.random.normal(jax.random.key(i), scale.shape)
+    graphdef, params = nnx.split(model)
   tokens, positions = data(1)
   logits, memory = loop(graphdef, params, tokens, positions, model.init_memory(B), ALL)
   ref_logits, ref_fam = np_fam_decoder(np_params(params), tokens, positions, fam_len, mem_blocks,
-                                       cfg.num_layers)
+                                       cfg.num_layers, state_norm=state_norm)
   np.testing.assert_allclose(logits, ref_logits, atol=2e-5, rtol=2e-5)
   for layer_mem, fam in zip(memory, ref_fam):
     np.testing.assert_allclose(np.asarray(layer_mem["fam"]), fam, atol=2e-5, rtol=2e-5)
   # The reference is sensitive to the FAM: a different prompt changes the later blocks.
   p = np_params(params)
   p["feedback_prompt"] = p["feedback_prompt"] + 0.5
-  other, _ = np_fam_decoder(p, tokens, positions, fam_len, mem_blocks, cfg.num_layers)
+  other, _ = np_fam_decoder(p, tokens, positions, fam_len, mem_blocks, cfg.num_layers,
+                            state_norm=state_norm)
   assert np.max(np.abs(other[:, -L:] - ref_logits[:, -L:])) > 1e-3
+  if state_norm:   # ... and the option changes the model
+    plain, _ = np_fam_decoder(np_params(params), tokens, positions, fam_len, mem_blocks,
+                              cfg.num_layers)
+    assert np.max(np.abs(plain[:, -L:] - ref_logits[:, -L:])) > 1e-3
 
 
 @pytest.mark.parametrize("mem_blocks", [0, 2])

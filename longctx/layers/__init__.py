@@ -39,7 +39,8 @@ def make_attention(model_cfg, rngs: nnx.Rngs, layer_index: int = 0):
                            gate_init=model_cfg.infini.gate_init, eps=model_cfg.infini.eps, **common)
   if name == "fam":
     return FeedbackAttentionMemory(d, h, block_len=model_cfg.block_len, fam_len=model_cfg.fam.fam_len,
-                                   mem_blocks=model_cfg.fam.mem_blocks, **common)
+                                   mem_blocks=model_cfg.fam.mem_blocks,
+                                   state_norm=model_cfg.fam.state_norm, **common)
   if name == "infinity_former":
     c = model_cfg.infinity_former
     return InfinityFormerAttention(d, h, block_len=model_cfg.block_len, stm_blocks=c.stm_blocks,

@@ -28,9 +28,16 @@ Decisions where the paper is open (papers.md 1(e)):
   - Random state passing (App. B.2): `pass_state` makes batch element 0's FAM every example's
     previous FAM on the next reset (flag `fam_passed`), with its usual residual (it is a real FAM,
     not the prompt); the BSWA cache is still reset.
+Option outside the paper: `state_norm` stores RMSNorm(F_tau) (a learned scale per layer) instead
+of F_tau. Under Algorithm 2 the FAM's residual is the FAM itself, so every block adds its update
+and the state grows linearly with the number of blocks (experiments/fam/probe_fam_norms.py: RMS 2
+after 1 block, 30 after 16, 125 after 64 in a trained model); read through PreLN, what a block
+wrote long ago is then a vanishing share of the state. Off by default.
 """
 import jax
 import jax.numpy as jnp
+
+from flax import nnx
 
 from longctx.layers.local import BlockSlidingWindowAttention
 from longctx.ops import attention as attn_ops
@@ -41,12 +48,13 @@ class FeedbackAttentionMemory(BlockSlidingWindowAttention):
   """FAM of `fam_len` rows per layer + a BSWA cache of `mem_blocks` blocks (gradients flow into both)."""
 
   def __init__(self, d_model, num_heads, *, block_len: int, fam_len: int, mem_blocks: int, dtype,
-               rope_theta, rngs):
+               rope_theta, rngs, state_norm: bool = False):
     super().__init__(d_model, num_heads, block_len=block_len, mem_blocks=mem_blocks,
                      stop_grad=False, dtype=dtype, rope_theta=rope_theta, rngs=rngs)
     self.d_model = d_model
     self.fam_len = fam_len
     self.feedback_rows = fam_len  # the decoder-layer hook: rows processed with the block
+    self.state_norm = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs) if state_norm else None
 
   def init_memory(self, batch: int):
     memory = dict(self.init_cache(batch))
@@ -62,7 +70,10 @@ class FeedbackAttentionMemory(BlockSlidingWindowAttention):
     return rows, jnp.where(use_prompt, jnp.zeros_like(rows), rows)
 
   def store_feedback(self, memory, rows):
-    """rows [B, F, d_model]: the new FAM F_tau (after the feed-forward)."""
+    """rows [B, F, d_model]: the new FAM F_tau (after the feed-forward); RMSNorm(F_tau) with
+    `state_norm`."""
+    if self.state_norm is not None:
+      rows = self.state_norm(rows)
     return dict(memory, fam=rows.astype(jnp.float32), fam_passed=jnp.zeros_like(memory["fam_passed"]))
 
   def pass_state(self, memory, take):
