@@ -200,7 +200,8 @@ class Checkpointer:
     step = self._resolve_step(step)
     path = self.directory / str(step) / "state"
     reader = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
-    stored = reader.metadata(path).item_metadata.tree
+    stored = self._mngr.item_metadata(step)["state"]
+    stored = getattr(stored, "tree", stored)   # orbax TreeMetadata -> the nested dict
     if not isinstance(stored, dict) or key not in stored:
       raise ValueError(f"checkpoint {path} holds no '{key}' (top-level items: "
                        f"{sorted(stored) if isinstance(stored, dict) else type(stored).__name__})")
