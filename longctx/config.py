@@ -133,8 +133,9 @@ def base_config() -> ml_collections.ConfigDict:
       state_passing_prob=0.0,     # RSP: prob. that a step starts from the last step's FAM (0.8 paper)
       # Fine-tuning (longctx/warm_start.py): start from another run's parameters (its workdir or
       # checkpoints/ directory; step -1 = latest); leaves with a path component in init_from_fresh
-      # may be missing there (LoRA factors, FAM's prompt) and keep their initial value.
-      init_from="", init_from_step=-1, init_from_fresh=("lora_a", "lora_b", "feedback_prompt"),
+      # may be missing there (LoRA factors, FAM's prompt and state norm) and keep their initial value.
+      init_from="", init_from_step=-1,
+      init_from_fresh=("lora_a", "lora_b", "feedback_prompt", "state_norm"),
   ))
   cfg.checkpoint = ml_collections.ConfigDict(dict(every_steps=100, keep=2, async_save=True))
   cfg.mesh = ml_collections.ConfigDict(dict(data=-1))  # -1: all devices on the data axis

@@ -5,7 +5,7 @@ the same path serves any architecture change that keeps the layer weights (full 
 bswa -> infini). Rules, leaf by leaf on the parameter paths ('layers/0/attention/query/kernel'):
   - a parameter of the new model found in the source is taken from it; a different shape is an error;
   - a parameter missing from the source keeps its initial value only if one of its path components
-    is listed in `train.init_from_fresh` (default: the LoRA factors and FAM's prompt, which a
+    is listed in `train.init_from_fresh` (default: the LoRA factors, FAM's prompt and state norm: a
     pretrained model does not have); any other missing parameter is an error naming them all, so a
     wrong source or a typo does not leave half the model at random;
   - source parameters the new model lacks (e.g. a FAM prompt when going back to BSWA) are dropped

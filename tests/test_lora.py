@@ -84,7 +84,7 @@ def _cfg(**lora_overrides):
   cfg = config_lib.base_config()
   cfg.model.update(attention="fam", vocab_size=256, d_model=16, num_heads=2, num_layers=1,
                    mlp_dim=32, block_len=8, remat_policy="none")
-  cfg.model.fam.update(fam_len=2, mem_blocks=1)
+  cfg.model.fam.update(fam_len=2, mem_blocks=1, state_norm=True)  # FAM's own params train too
   cfg.model.lora.update(lora_overrides)
   cfg.data.update(seq_len=256, batch_size=2, key_len=2, other_weight=0.1)
   cfg.train.update(steps=3, warmup_steps=0, lr=1e-2)
@@ -113,6 +113,7 @@ def test_only_lora_factors_and_the_fam_prompt_train(tiny_cfg):
   expected = {jax.tree_util.keystr(p) for p, lab in flat_labels if lab == "train"}
   assert trained == expected
   assert any("feedback_prompt" in k for k in expected) and any("lora_a" in k for k in expected)
+  assert any("state_norm" in k for k in expected)
   assert len(expected) < len(flat_labels)
   # Evaluation runs on the merged weights (train.merged_for_inference): same logits, no LoRA.
   eval_cfg, eval_graphdef, eval_params = train.merged_for_inference(cfg, state["params"])

@@ -9,7 +9,6 @@ Documents are read again and tokenized when a slot takes them, so a corpus large
 """
 import os
 
-import numpy as np
 
 from longctx.data.text import DocumentCorpus, tokenize_document
 

@@ -34,9 +34,7 @@ and the state grows linearly with the number of blocks (experiments/fam/probe_fa
 after 1 block, 30 after 16, 125 after 64 in a trained model); read through PreLN, what a block
 wrote long ago is then a vanishing share of the state. Off by default.
 """
-import jax
 import jax.numpy as jnp
-
 from flax import nnx
 
 from longctx.layers.local import BlockSlidingWindowAttention

@@ -16,7 +16,6 @@ The cache keys are stored rotated at their own absolute positions, so rotation c
 """
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from longctx.ops import attention as attn_ops
 from longctx.layers.base import QKVAttention, reset_memory

@@ -4,7 +4,8 @@ TransformerFAM is obtained by fine-tuning a pretrained model with LoRA rank 64 o
 feed-forward, merged at inference (papers.md 1(b)). `add_lora` replaces the named projections of each
 decoder layer by `LoRALinear` (sharing the base kernel); `merge_lora` folds the factors into the
 kernels so the merged parameters load into the same config with `lora.rank = 0`; `trainable_labels`
-marks what trains when LoRA is on: the LoRA factors and the FAM prompt (prompt tuning), nothing else.
+marks what trains when LoRA is on: the LoRA factors and the FAM prompt (prompt tuning) and state
+norm, nothing else.
 
 Scale: y = x W + (alpha / r) x A B with alpha = `lora.alpha`, or alpha = r (scale 1) when
 `lora.alpha = 0` (the paper gives no alpha). B starts at zero, so a LoRA model starts as its base.
@@ -17,7 +18,9 @@ ATTENTION_TARGETS = ("query", "key", "value", "out")
 MLP_TARGETS = ("gate", "up", "down")
 LORA_TARGETS = ATTENTION_TARGETS + MLP_TARGETS
 LORA_PARAMS = ("lora_a", "lora_b")
-TRAINED_WITH_LORA = LORA_PARAMS + ("feedback_prompt",)
+# New with FAM, so also trained under LoRA (and absent from a pretrained source, see warm_start):
+# the prompt and the optional FAM state norm.
+TRAINED_WITH_LORA = LORA_PARAMS + ("feedback_prompt", "state_norm")
 
 
 def lora_scale(rank: int, alpha: float) -> float:
@@ -70,7 +73,7 @@ def merge_lora(params, model_cfg):
 
 
 def trainable_labels(params):
-  """'train' for the LoRA factors and the FAM prompt, 'frozen' for everything else."""
+  """'train' for the LoRA factors and FAM's own parameters, 'frozen' for everything else."""
   def label(path, _):
     names = {getattr(k, "key", getattr(k, "name", None)) for k in path}
     return "train" if names & set(TRAINED_WITH_LORA) else "frozen"

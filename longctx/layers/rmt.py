@@ -15,7 +15,6 @@ the next block's memory, those at the token slots go to the LM head.
 Decision: the new memory is taken after the decoder's final RMSNorm (as the last hidden state of
 the paper's GPT-2 base), which keeps its scale fixed over any number of blocks.
 """
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
