@@ -262,7 +262,8 @@ def test_inner_gradient_clip_equals_the_sequential_definition(depth, chunk):
 
 def test_inner_gradient_clip_keeps_a_diverging_memory_finite():
   """Heavy momentum on one repeated token (theta 0.1, eta 0.9: diverges without a clip, as in
-  the test above) stays finite and fits the pair with each token's gradient clipped to norm 1 (error 0.03 from 1.9 at the first read)."""
+  the test above) stays finite and fits the pair with each token's gradient clipped to norm 1 (median
+  squared error of the last 1,024 reads 0.02, against ~1-2 at the first read)."""
   d, hidden, t = 32, 64, 4096
   rng = np.random.default_rng(0)
   ws = (rng.normal(size=(d, hidden)) / np.sqrt(d), rng.normal(size=(hidden, d)) / np.sqrt(hidden))
@@ -278,8 +279,11 @@ def test_inner_gradient_clip_keeps_a_diverging_memory_finite():
   assert not np.isfinite(np.asarray(y)).all()
   y, w, _ = run(1.0)
   assert np.isfinite(np.asarray(y)).all() and all(np.isfinite(np.asarray(a)).all() for a in w)
-  error = lambda read: float(np.sum((np.asarray(read) - value) ** 2))
-  assert error(y[-1]) < 0.1 < error(y[0])   # bounded, and it learned the pair (decay keeps a gap)
+  errors = np.sum((np.asarray(y) - value) ** 2, axis=-1)
+  # Bounded, and it learned the pair. The clipped heavy-momentum memory still oscillates (single
+  # reads of 0.003-3 late in the stream), so one read is a float32 lottery that differs between
+  # CPUs (0.03 on one machine, 0.31 on another); the median of the last quarter is not.
+  assert np.median(errors[-t // 4:]) < 0.1 < errors[0]
 
 
 def test_old_forgetting_rate_collapses_a_deep_memory_into_the_zero_saddle_and_defaults_do_not():
