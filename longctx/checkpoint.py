@@ -199,7 +199,6 @@ class Checkpointer:
     """
     step = self._resolve_step(step)
     path = self.directory / str(step) / "state"
-    reader = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     stored = self._mngr.item_metadata(step)["state"]
     stored = getattr(stored, "tree", stored)   # orbax TreeMetadata -> the nested dict
     if not isinstance(stored, dict) or key not in stored:
@@ -213,7 +212,8 @@ class Checkpointer:
       return ocp.PLACEHOLDER
     item = jax.tree_util.tree_map_with_path(target, stored)
     restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
-    out = reader.restore(path, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args))
+    with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as reader:   # closed: it owns threads
+      out = reader.restore(path, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args))
     return out[key], step
 
   def close(self):

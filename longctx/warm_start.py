@@ -59,12 +59,10 @@ def load_source_params(source: str, step: int = -1):
     params, step = reader.restore_item(None if step < 0 else step, "params")
   finally:
     reader.close()
-  flat = ckpt_lib.flat_leaves(params)
-  merged = any(k.endswith("/lora_a") for k in flat)
+  merged = any(k.endswith("/lora_a") for k in ckpt_lib.flat_leaves(params))
   if merged:
     params = lora.merge_lora_params(params, _source_lora_scale(workdir, source))
-    flat = ckpt_lib.flat_leaves(params)
-  return flat, step, merged
+  return ckpt_lib.flat_leaves(params), step, merged
 
 
 def warm_start(params, source_flat: dict, fresh=lora.TRAINED_WITH_LORA, source: str = "source"):
