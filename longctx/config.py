@@ -46,7 +46,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
                            write_mask=False),
       # TransformerFAM (Table 4 defaults): FAM length L_F, BSWA memory blocks next to the FAM.
       # state_norm (not in the paper, off = Algorithm 2): RMSNorm (learned scale) on the FAM before
-      # it is carried, which stops its linear growth with blocks (experiments/fam attempt 5).
+      # it is carried, which stops its linear growth with blocks (experiments/fam attempts 4-6).
       fam=dict(fam_len=64, mem_blocks=3, state_norm=False),
       # LoRA on the attention and MLP projections (rank 0: off). With LoRA on, only the LoRA factors
       # (and a FAM prompt) are trained; longctx.layers.lora.merge_lora folds them in for inference.
