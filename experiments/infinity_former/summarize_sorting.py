@@ -1,0 +1,97 @@
+"""The sorting bar's table over training seeds: each model evaluated at its own training length.
+
+Reads `<dir>/<run>_<L>/sorting.json` as written by `run_sorting_bar.sh` (one directory per seed) and,
+optionally, earlier seeds transcribed from README.md (`sorting_seeds_0_1.json`: attempts 4-5, whose
+run directories are gone). Prints per seed and run the accuracy at each length, the change from the
+shortest length, then the mean and standard error over seeds of each, and sticky minus uniform.
+
+  python experiments/infinity_former/summarize_sorting.py runs/s12/sort_seed2 runs/s12/sort_seed3 \
+      --prior experiments/infinity_former/sorting_seeds_0_1.json
+"""
+import argparse
+import json
+import os
+
+from longctx.evaluate import mean_and_se
+
+RUNS = ("xl", "cmp", "inf", "inf_sticky")
+NAMES = {"xl": "Transformer-XL", "cmp": "Compressive", "inf": "infinity-former, uniform",
+         "inf_sticky": "infinity-former, sticky"}
+
+
+def read_seed_dir(path, lengths):
+  """{run: {length: accuracy %}} for the models of one seed's directory (missing cells left out)."""
+  table = {}
+  for run in RUNS:
+    for length in lengths:
+      f = os.path.join(path, f"{run}_{length}", "sorting.json")
+      if not os.path.exists(f):
+        continue
+      rows = [r for r in json.load(open(f))["rows"] if r["length"] == length]
+      if not rows:
+        raise ValueError(f"{f} has no row at its training length {length}")
+      table.setdefault(run, {})[length] = 100 * rows[0]["token_accuracy"]
+  return table
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("dirs", nargs="*", help="one run_sorting_bar.sh output directory per seed")
+  parser.add_argument("--prior", help="JSON of earlier seeds: {seed: {run: {length: accuracy %}}}")
+  parser.add_argument("--lengths", default="256,512,1024,2048")
+  args = parser.parse_args()
+  lengths = [int(x) for x in args.lengths.split(",")]
+  seeds = {}
+  if args.prior:
+    for seed, runs in json.load(open(args.prior)).items():
+      if seed.startswith("_"):
+        continue   # comments
+      seeds[seed] = {run: {int(k): v for k, v in cells.items()} for run, cells in runs.items()}
+  for d in args.dirs:
+    seeds[os.path.basename(os.path.normpath(d))] = read_seed_dir(d, lengths)
+  if not seeds:
+    parser.error("no seeds: give directories or --prior")
+
+  head = "| run | seed | " + " | ".join(f"{n:,}" for n in lengths) + " | " + " | ".join(
+      f"change {lengths[0]} -> {n:,}" for n in lengths[1:]) + " |"
+  print(head)
+  print("|---|---|" + "---:|" * (2 * len(lengths) - 1))
+  for run in RUNS:
+    per_seed = {s: t[run] for s, t in seeds.items() if run in t}
+    if not per_seed:
+      continue
+    for seed, cells in per_seed.items():
+      acc = [f"{cells[n]:.1f}" if n in cells else "" for n in lengths]
+      drop = [f"{cells[n] - cells[lengths[0]]:+.1f}" if n in cells and lengths[0] in cells else ""
+              for n in lengths[1:]]
+      print(f"| {NAMES[run]} | {seed} | " + " | ".join(acc + drop) + " |")
+    cols = []
+    for n in lengths:
+      vals = [c[n] for c in per_seed.values() if n in c]
+      cols.append(f"**{mean_and_se(vals)[0]:.1f}** +- {mean_and_se(vals)[1]:.1f} ({len(vals)})" if vals else "")
+    for n in lengths[1:]:
+      vals = [c[n] - c[lengths[0]] for c in per_seed.values() if n in c and lengths[0] in c]
+      cols.append(f"**{mean_and_se(vals)[0]:+.1f}** +- {mean_and_se(vals)[1]:.1f} ({len(vals)})" if vals else "")
+    print(f"| {NAMES[run]} | mean +- s.e. (seeds) | " + " | ".join(cols) + " |")
+
+  print(f"\nrelative change from {lengths[0]} (% of the {lengths[0]} level), mean over seeds:")
+  for run in RUNS:
+    per_seed = [t[run] for t in seeds.values() if run in t and lengths[0] in t[run]]
+    cols = []
+    for n in lengths[1:]:
+      vals = [100 * (c[n] / c[lengths[0]] - 1) for c in per_seed if n in c]
+      cols.append(f"{n}: {mean_and_se(vals)[0]:+.1f}% ({len(vals)})" if vals else "")
+    if per_seed:
+      print(f"  {NAMES[run]}: " + "  ".join(cols))
+
+  print("\nsticky minus uniform, paired by seed:")
+  for n in lengths:
+    diffs = [t["inf_sticky"][n] - t["inf"][n] for t in seeds.values()
+             if n in t.get("inf_sticky", {}) and n in t.get("inf", {})]
+    if diffs:
+      m, se = mean_and_se(diffs)
+      print(f"  {n:>5}: " + " ".join(f"{x:+.1f}" for x in diffs) + f"  mean {m:+.1f} +- {se:.1f}")
+
+
+if __name__ == "__main__":
+  main()
