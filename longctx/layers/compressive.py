@@ -66,8 +66,7 @@ class CompressiveAttention(TransformerXLAttention):
     b, l, _ = x.shape
     memory = reset_memory(memory, self.init_memory(b), reset)
     q, k, v = self.project(x)
-    q = attn_ops.rope(q, positions, self.rope_theta)
-    k = attn_ops.rope(k, positions, self.rope_theta)
+    q, k = attn_ops.rope_pair(q, k, positions, self.rope_theta)
     y = self.merge_heads(self.attend_with_cache(q, k, v, memory["xl"], memory["compressed"]))
     new_xl, old = self.push_cache(memory["xl"], k, v)
 

@@ -85,8 +85,7 @@ class FeedbackAttentionMemory(BlockSlidingWindowAttention):
     """Attention of the (normalised) prompt rows [1, F, d_model] among themselves (full)."""
     q, k, v = self.project(prompt)
     positions = jnp.arange(self.fam_len, dtype=jnp.int32)[None]  # only differences matter
-    q = attn_ops.rope(q, positions, self.rope_theta)
-    k = attn_ops.rope(k, positions, self.rope_theta)
+    q, k = attn_ops.rope_pair(q, k, positions, self.rope_theta)
     mask = jnp.ones((1, 1, self.fam_len, self.fam_len), bool)
     return self.merge_heads(attn_ops.dot_product_attention(q, k, v, mask))
 
@@ -100,8 +99,7 @@ class FeedbackAttentionMemory(BlockSlidingWindowAttention):
     q, k, v = self.project(x)
     fam_positions = positions[:, :1] - f + jnp.arange(f, dtype=positions.dtype)[None]
     all_positions = jnp.concatenate([fam_positions, positions], axis=1)  # [B, F + L]
-    q = attn_ops.rope(q, all_positions, self.rope_theta)
-    k = attn_ops.rope(k, all_positions, self.rope_theta)
+    q, k = attn_ops.rope_pair(q, k, all_positions, self.rope_theta)
     cache = self.read_cache(memory, reset)
     if self.mem_blocks:
       cached_k, cached_v = cache["keys"].astype(k.dtype), cache["values"].astype(v.dtype)

@@ -56,8 +56,7 @@ class InfiniAttention(QKVAttention):
         sigma_k, v32, memory["memory"], memory["norm"], self.update_rule, self.eps)
 
     # Local path: rotary positions, causal inside the block.
-    q_rot = attn_ops.rope(q, positions, self.rope_theta)
-    k_rot = attn_ops.rope(k, positions, self.rope_theta)
+    q_rot, k_rot = attn_ops.rope_pair(q, k, positions, self.rope_theta)
     a_dot = attn_ops.dot_product_attention(q_rot, k_rot, v, attn_ops.causal_mask(l)[None, None])
 
     g = jax.nn.sigmoid(self.gate[...])[None, None, :, None]  # [1, 1, H, 1]

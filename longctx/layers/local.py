@@ -31,8 +31,7 @@ class FullAttention(QKVAttention):
   def __call__(self, x, memory, *, positions, reset):
     del reset
     q, k, v = self.project(x)
-    q = attn_ops.rope(q, positions, self.rope_theta)
-    k = attn_ops.rope(k, positions, self.rope_theta)
+    q, k = attn_ops.rope_pair(q, k, positions, self.rope_theta)
     mask = attn_ops.causal_mask(x.shape[1])[None, None]
     return self.merge_heads(attn_ops.dot_product_attention(q, k, v, mask)), memory
 
@@ -111,8 +110,7 @@ class BlockSlidingWindowAttention(QKVAttention):
     query's offset in the block, the same in every block."""
     b = x.shape[0]
     q, k, v = self.project(x)
-    q = attn_ops.rope(q, positions, self.rope_theta)
-    k = attn_ops.rope(k, positions, self.rope_theta)
+    q, k = attn_ops.rope_pair(q, k, positions, self.rope_theta)
     slots = None
     if prefix is not None:
       p = prefix.shape[0]

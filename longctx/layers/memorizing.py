@@ -69,8 +69,7 @@ class MemorizingAttention(TransformerXLAttention):
                               recall_target=self.recall_target)
 
     # Local path: Transformer-XL over the cache and the block.
-    q_rot = attn_ops.rope(q, positions, self.rope_theta)
-    k_rot = attn_ops.rope(k, positions, self.rope_theta)
+    q_rot, k_rot = attn_ops.rope_pair(q, k, positions, self.rope_theta)
     a_local = self.attend_with_cache(q_rot, k_rot, v, memory["xl"])
     new_xl, _ = self.push_cache(memory["xl"], k_rot, v)
 

@@ -104,9 +104,8 @@ class MemoryAsContext(QKVAttention):
     b, l, _ = x.shape
     q, k, v = self.project(x)
     _, hk, hv = self.project(retrieved)
-    q = attn_ops.rope(q, positions, self.rope_theta)
-    k = attn_ops.rope(k, positions, self.rope_theta)
-    hk = attn_ops.rope(hk, positions, self.rope_theta)
+    tables = attn_ops.rope_tables(positions, q.shape[-1], self.rope_theta)
+    q, k, hk = (attn_ops.apply_rope(t, tables) for t in (q, k, hk))
     causal = jnp.broadcast_to(attn_ops.causal_mask(l)[None, None], (b, 1, l, l))
     keys, values, mask = [hk, k], [hv, v], [causal, causal]
     if self.persistent is not None:

@@ -10,24 +10,55 @@ import jax.numpy as jnp
 _MASK_VALUE = -1e30
 
 
-def rope(x: jax.Array, positions: jax.Array, theta: float = 10000.0) -> jax.Array:
-  """Rotary position embedding (rotate-half form).
+def rope_tables(positions: jax.Array, head_dim: int, theta: float = 10000.0):
+  """(sin, cos) of the rotary angles, each [B, L, D/2] float32, for positions [B, L].
 
-  x: [B, L, H, D] (D even); positions: [B, L] integer absolute positions.
-  Computed in float32 so positions of 1M tokens keep their precision.
+  Why a conditional: XLA:CPU's loop fusion evaluates a fused producer once per OUTPUT element, so
+  sin/cos broadcast over H heads (and over both rotated halves) were recomputed 2H times inside
+  every RoPE consumer (forward, recompute and backward), ~15% of a training step at d 256, 4 heads.
+  A conditional is a fusion boundary: its result is materialised once. Both branches are the same
+  function, so the predicate (cheap, data-dependent, never constant-folded) cannot change the
+  result. Other backends fuse this well and get the plain computation.
   """
-  d = x.shape[-1]
-  if d % 2:
-    raise ValueError(f"rope needs an even head dimension, got {d}")
-  half = d // 2
+  if head_dim % 2:
+    raise ValueError(f"rope needs an even head dimension, got {head_dim}")
+  half = head_dim // 2
   inv_freq = 1.0 / (theta ** (jnp.arange(half, dtype=jnp.float32) / half))
+  # Float32 so positions of 1M tokens keep their precision.
   angles = positions.astype(jnp.float32)[..., None] * inv_freq  # [B, L, D/2]
-  sin = jnp.sin(angles)[:, :, None, :]
-  cos = jnp.cos(angles)[:, :, None, :]
+  tables = lambda a: (jnp.sin(a), jnp.cos(a))
+  if jax.default_backend() != "cpu":
+    return tables(angles)
+  return jax.lax.cond(positions.reshape(-1)[0] % 2 == 0, tables, tables, angles)
+
+
+def apply_rope(x: jax.Array, tables) -> jax.Array:
+  """Rotary position embedding (rotate-half form) with precomputed tables (rope_tables).
+
+  x: [B, L, H, D]; tables: (sin, cos) each [B, L, D/2]. Computed in float32; returns x's dtype.
+  """
+  sin, cos = (t[:, :, None, :] for t in tables)
+  half = x.shape[-1] // 2
   x32 = x.astype(jnp.float32)
   x1, x2 = x32[..., :half], x32[..., half:]
   out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
   return out.astype(x.dtype)
+
+
+def rope(x: jax.Array, positions: jax.Array, theta: float = 10000.0) -> jax.Array:
+  """Rotary position embedding (rotate-half form).
+
+  x: [B, L, H, D] (D even); positions: [B, L] integer absolute positions.
+  Computed in float32 so positions of 1M tokens keep their precision. To rotate q and k at the
+  same positions, rope_pair computes the tables once.
+  """
+  return apply_rope(x, rope_tables(positions, x.shape[-1], theta))
+
+
+def rope_pair(q: jax.Array, k: jax.Array, positions: jax.Array, theta: float = 10000.0):
+  """rope(q, positions), rope(k, positions) with one table (q and k have the same head dim)."""
+  tables = rope_tables(positions, q.shape[-1], theta)
+  return apply_rope(q, tables), apply_rope(k, tables)
 
 
 def causal_mask(length: int) -> jax.Array:
