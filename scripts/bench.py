@@ -27,8 +27,13 @@ The parent records os.getloadavg() before and after each child, the CPU count, a
 the CPU used by OTHER processes during the child (busy time from /proc/stat minus the child's own
 CPU time, in cores). The child's own threads count in the load average after it.
 
+  - paired rounds (--paired_rounds, default 5): one more training step, then the matmul timed 3
+    times, repeated; each round's model GFLOP/s over its own matmul GFLOP/s is the "paired"
+    fraction (median over rounds). On a shared machine whose speed drifts by tens of percent
+    between minutes, a step and a matmul timed seconds apart see the same conditions.
 Model FLOPs: longctx/flops.py (its docstring gives the formulas; no recompute is counted).
-model GFLOP/s = train FLOPs/token * train tokens/s; fraction = model GFLOP/s / matmul GFLOP/s.
+model GFLOP/s = train FLOPs/token * train tokens/s; fraction = model GFLOP/s / matmul GFLOP/s
+(the child's median matmul, the run's best child median, and the paired median: all reported).
 
 Output: one markdown table per attention (ratios are against 4K, or the shortest length measured
 when 4K is not), a table of the bars (64K vs 4K), and every raw figure in --out (JSON, rewritten
@@ -107,6 +112,9 @@ def parse_flags(argv=None):
   p.add_argument("--batch", type=int, default=None, help="batch size (default: bench.batch)")
   p.add_argument("--repeats", type=int, default=None,
                  help="timed steps after one warm-up step, median reported (default: bench.repeats)")
+  p.add_argument("--paired_rounds", type=int, default=None,
+                 help="rounds of (one training step, then the matmul) after the measurements, for "
+                      "the paired fraction of the matmul peak (default: bench.paired_rounds; 0: none)")
   p.add_argument("--remat_policy", default=None, help="override model.remat_policy")
   p.add_argument("--out", default="bench_out/bench.json", help="JSON with all raw figures")
   p.add_argument("--full_max_len", type=int, default=None,
@@ -149,9 +157,13 @@ def resolve(flags, cfg):
       repeats=flags.repeats if flags.repeats is not None else bench.repeats,
       full_max_len=flags.full_max_len if flags.full_max_len is not None else bench.full_max_len,
       matmul_size=flags.matmul_size if flags.matmul_size is not None else bench.matmul_size,
-      matmul_repeats=bench.matmul_repeats)
+      matmul_repeats=bench.matmul_repeats,
+      paired_rounds=(flags.paired_rounds if flags.paired_rounds is not None
+                     else bench.get("paired_rounds", 5)))
   if opts["batch"] <= 0 or opts["repeats"] <= 0:
     raise ValueError("--batch and --repeats must be positive")
+  if opts["paired_rounds"] < 0:
+    raise ValueError("--paired_rounds must be >= 0")
   return opts
 
 
@@ -325,17 +337,30 @@ def child_main(flags):
   write()
 
   # --- the machine's float32 matmul peak, same process, same load, after the model.
-  del train_compiled, fwd_compiled, holder, params
+  del fwd_compiled, params
   n = opts["matmul_size"]
   ka, kb = jax.random.split(jax.random.key(0))
   a = jax.random.normal(ka, (n, n), jnp.float32)
   b = jax.random.normal(kb, (n, n), jnp.float32)
   mm = jax.jit(lambda a, b: a @ b).lower(a, b).compile()
   jax.block_until_ready(mm(a, b))
-  _, times, _ = _time_calls(lambda: jax.block_until_ready(mm(a, b)), opts["matmul_repeats"])
+  run_matmul = lambda: jax.block_until_ready(mm(a, b))
+  _, times, _ = _time_calls(run_matmul, opts["matmul_repeats"])
   res.update(matmul_size=n, matmul_times_s=times,
              matmul_gflops=2 * n ** 3 / statistics.median(times) / 1e9,
              matmul_gflops_best=2 * n ** 3 / min(times) / 1e9)
+  write()
+
+  # --- paired rounds: one training step, then the matmul (median of 3), `paired_rounds` times.
+  # On a shared machine the speed drifts by tens of percent within minutes; a step and the matmul
+  # timed seconds apart see the same conditions, so their ratio is steadier than either figure.
+  paired_steps, paired_matmul = [], []
+  for _ in range(opts["paired_rounds"]):
+    t0 = time.perf_counter()
+    run_train()
+    paired_steps.append(time.perf_counter() - t0)
+    paired_matmul.append(2 * n ** 3 / statistics.median(_time_calls(run_matmul, 3)[1]) / 1e9)
+  res.update(paired_train_step_times_s=paired_steps, paired_matmul_gflops=paired_matmul)
   write()
 
 
@@ -370,6 +395,7 @@ def run_child(flags, attention, length, opts):
   cmd = [sys.executable, os.path.abspath(__file__), f"--config={flags.config}",
          f"--attention={attention}", f"--lengths={length}", f"--batch={opts['batch']}",
          f"--repeats={opts['repeats']}", f"--matmul_size={opts['matmul_size']}",
+         f"--paired_rounds={opts['paired_rounds']}",
          f"--_child_out={out_path}", f"--_mem_budget_bytes={budget}"]
   if flags.remat_policy is not None:
     cmd.append(f"--remat_policy={flags.remat_policy}")

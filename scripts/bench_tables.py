@@ -24,6 +24,11 @@ def add_derived(results, model_cfg_by_attention):
     r["train_time_per_token_s"] = r["train_step_s"] / (r["batch"] * r["length"])
     r["fwd_time_per_token_s"] = r["fwd_step_s"] / (r["batch"] * r["length"])
     r["fraction_of_matmul_peak"] = r["train_model_gflops"] / r["matmul_gflops"]
+    if r.get("paired_train_step_times_s"):
+      tokens = r["batch"] * r["length"]
+      r["paired_fractions"] = [flops["train"] * tokens / step / 1e9 / mm for step, mm in
+                               zip(r["paired_train_step_times_s"], r["paired_matmul_gflops"])]
+      r["fraction_of_matmul_peak_paired"] = statistics.median(r["paired_fractions"])
     r["xla_train_bytes"] = r["train_memory_analysis"]["arg_out_temp_bytes"]
   ok_all = [r for r in results if r.get("status") == "ok"]
   if ok_all:
@@ -60,6 +65,13 @@ def _f(x, spec):
   return "-" if x is None else format(x, spec)
 
 
+def _paired(r):
+  fr = r.get("paired_fractions")
+  if not fr:
+    return "-"
+  return f"{100 * statistics.median(fr):.1f}% [{100 * min(fr):.0f}-{100 * max(fr):.0f}%]"
+
+
 def tables(results, attentions):
   lines = []
   for attention in attentions:
@@ -71,15 +83,16 @@ def tables(results, attentions):
     lines += [f"\n### {attention}\n",
               f"| length | compile s (CPU s) | train tok/s | fwd tok/s | time/token x{vs} | compile x{vs} "
               f"| peak RSS MiB (x{vs}) | XLA arg+out+temp MiB (x{vs}) | model GFLOP/s "
-              f"| matmul GFLOP/s | % of matmul peak | load 1m before/after (other CPU) |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              f"| matmul GFLOP/s | % of matmul peak | % paired [min-max] "
+              f"| load 1m before/after (other CPU) |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
       load = (f"{r['loadavg_before'][0]:.2f}/{r['loadavg_after'][0]:.2f} "
               f"({_f(r.get('other_procs_cpu_cores'), '.2f')} of {r['cpu_count']})"
               if "loadavg_before" in r else "-")
       if r.get("status") != "ok":
         lines.append(f"| {_fmt_len(r['length'])} | {r.get('status')}: {r.get('reason', '')} "
-                     + "| " * 10 + f"{load} |")
+                     + "| " * 11 + f"{load} |")
         continue
       q = r["ratios"]
       lines.append(
@@ -90,7 +103,7 @@ def tables(results, attentions):
           f"| {r['rss_peak_bytes'] / _MiB:,.0f} ({_f(q['rss_peak'], '.2f')}) "
           f"| {r['xla_train_bytes'] / _MiB:,.0f} ({_f(q['xla_train'], '.2f')}) "
           f"| {r['train_model_gflops']:.1f} | {r['matmul_gflops']:.1f} "
-          f"| {100 * r['fraction_of_matmul_peak']:.1f}% | {load} |")
+          f"| {100 * r['fraction_of_matmul_peak']:.1f}% | {_paired(r)} | {load} |")
   return "\n".join(lines)
 
 
@@ -99,8 +112,9 @@ def bars(results, attentions):
   lines = ["\n### bars (longest length vs reference)\n",
            "| attention | lengths | compile x (<=1.2) | compile CPU x | time/token x (<=1.15) "
            "| CPU time/token x | peak RSS x (<=1.25) | XLA mem x (<=1.25) "
-           "| % of matmul peak (>=40%): median [min-max] over lengths | % of run's best matmul |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| % of matmul peak (>=40%): median [min-max] over lengths | % of run's best matmul "
+           "| % paired: median over lengths |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
   out = {}
   for attention in attentions:
     ok = [r for r in results if r["attention"] == attention and r.get("status") == "ok"]
@@ -111,6 +125,8 @@ def bars(results, attentions):
     fracs = [r["fraction_of_matmul_peak"] for r in ok]
     frac = statistics.median(fracs)
     run_frac = statistics.median(r["fraction_of_run_matmul_peak"] for r in ok)
+    paired = [r["fraction_of_matmul_peak_paired"] for r in ok if "fraction_of_matmul_peak_paired" in r]
+    paired_frac = statistics.median(paired) if paired else None
     mark = lambda x, bar: "-" if x is None else f"{x:.2f} {'ok' if x <= bar else 'FAIL'}"
     out[attention] = dict(ref_length=last["ref_length"], length=last["length"],
                           compile=q["compile"], compile_cpu=q["compile_cpu"],
@@ -121,7 +137,8 @@ def bars(results, attentions):
                           min_fraction_of_matmul_peak=min(fracs),
                           max_fraction_of_matmul_peak=max(fracs),
                           median_fraction_of_run_matmul_peak=run_frac,
-                          run_matmul_gflops=ok[0]["run_matmul_gflops"])
+                          run_matmul_gflops=ok[0]["run_matmul_gflops"],
+                          median_fraction_of_matmul_peak_paired=paired_frac)
     lines.append(f"| {attention} | {_fmt_len(last['length'])} vs {_fmt_len(last['ref_length'])} "
                  f"| {mark(q['compile'], 1.2)} | {_f(q['compile_cpu'], '.2f')} "
                  f"| {mark(q['train_time_per_token'], 1.15)} "
@@ -129,7 +146,8 @@ def bars(results, attentions):
                  f"| {mark(q['rss_peak'], 1.25)} | {mark(q['xla_train'], 1.25)} "
                  f"| {100 * frac:.1f}% [{100 * min(fracs):.0f}-{100 * max(fracs):.0f}%] "
                  f"{'ok' if frac >= 0.4 else 'FAIL'} "
-                 f"| {100 * run_frac:.1f}% of {ok[0]['run_matmul_gflops']:.0f} GFLOP/s |")
+                 f"| {100 * run_frac:.1f}% of {ok[0]['run_matmul_gflops']:.0f} GFLOP/s "
+                 f"| {'-' if paired_frac is None else format(100 * paired_frac, '.1f') + '%'} |")
   return "\n".join(lines), out
 
 

@@ -62,6 +62,13 @@ def test_bench_smoke_writes_json(tmp_path):
     assert isinstance(r[key], (int, float, list)), key
   assert r["train_tokens_per_s"] > 0 and r["fwd_tokens_per_s"] > 0 and r["matmul_gflops"] > 0
   assert len(r["train_step_times_s"]) == 1
+  # Paired rounds (default 5): each round's model FLOP rate over the matmul timed right after it.
+  assert len(r["paired_train_step_times_s"]) == len(r["paired_matmul_gflops"]) == 5
+  expect = [r["model_flops_per_token"]["train"] * 256 / t / 1e9 / m
+            for t, m in zip(r["paired_train_step_times_s"], r["paired_matmul_gflops"])]
+  assert r["paired_fractions"] == pytest.approx(expect)
+  assert r["fraction_of_matmul_peak_paired"] == pytest.approx(sorted(expect)[2])
+  assert "% paired" in proc.stdout
   for key in ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes"):
     assert r["train_memory_analysis"][key] >= 0
   assert r["xla_train_bytes"] > 0

@@ -65,5 +65,6 @@ def get_config(arg=None):
       full_max_len=16384,                   # `full` is skipped above this length (quadratic)
       matmul_size=2048,                     # the float32 matmul peak: [n, n] @ [n, n]
       matmul_repeats=7,
+      paired_rounds=5,                      # --paired_rounds: (train step, matmul) pairs
   ))
   return config_lib.finalize(cfg)
