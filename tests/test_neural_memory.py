@@ -167,7 +167,7 @@ def test_matmul_form_equals_materialised_per_token_weights(depth, momentum_off):
 
 @pytest.mark.parametrize("momentum_off", [False, True])
 def test_chunk_coefficients_equal_the_recurrences_stepped_one_token_at_a_time(momentum_off):
-  """chunk_coefficients (a jnp scan in float32) against the recurrences of their definition
+  """chunk_coefficients (closed form in float32) against the recurrences of their definition
   stepped token by token in numpy float64: E[t] = eta_t E[t-1] + theta_t e_t,
   C[t] = (1 - alpha_t) C[t-1] + E[t], c_t = (1 - alpha_t) c_{t-1} + p_t. eta = 0 must be exact,
   and the gradient through them finite (no division by a product of gates)."""

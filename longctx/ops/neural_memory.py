@@ -98,28 +98,31 @@ def chunk_update(weights, momentum, keys, values, theta, eta, alpha, max_grad_no
   return new_weights, momenta
 
 
+def _segment_products(x: jax.Array) -> jax.Array:
+  """P[t, s] = prod_{s < j <= t} x_j for s <= t (1 on the diagonal), 0 above it; x [b] -> [b, b].
+  A cumulative product down each column of a masked [b, b] matrix: no division, so a zero gate
+  (eta = 0, momentum off) is exact and its gradient finite."""
+  t = jnp.arange(x.shape[0])
+  factors = jnp.where(t[:, None] > t[None, :], x[:, None], jnp.ones((), x.dtype))  # [j, s]
+  return jnp.where(t[:, None] >= t[None, :], jnp.cumprod(factors, axis=0), 0.0)
+
+
 def chunk_coefficients(theta, eta, alpha):
   """The chunk's recurrences (eqs. 13-14) unrolled into coefficients, theta, eta, alpha [b]:
     S_t = p_t S_0 - sum_{s<=t} E[t, s] g_s          E[t, s] = theta_s eta_{s+1} ... eta_t
     W_t = a_t W_0 + c_t S_0 - sum_{s<=t} C[t, s] g_s
-  with a_t = prod_{j<=t} (1 - alpha_j), p_t = prod_{j<=t} eta_j, c_t = (1 - alpha_t) c_{t-1} + p_t,
-  C[t] = (1 - alpha_t) C[t-1] + E[t]. Built by a b-step scan of products (no division, so eta = 0,
-  momentum off, is exact). Returns (a, p, c [b], C, E [b, b])."""
-  b = theta.shape[0]
-
-  def step(carry, inputs):
-    a, p, c, c_row, e_row = carry
-    t, th, et, keep = inputs
-    onehot = jax.nn.one_hot(t, b, dtype=theta.dtype)
-    e_row = et * e_row + th * onehot
-    p = et * p
-    a, c, c_row = keep * a, keep * c + p, keep * c_row + e_row
-    return (a, p, c, c_row, e_row), (a, p, c, c_row, e_row)
-
-  one, zero, zeros = jnp.ones((), theta.dtype), jnp.zeros((), theta.dtype), jnp.zeros(b, theta.dtype)
-  _, (a, p, c, big_c, big_e) = jax.lax.scan(step, (one, one, zero, zeros, zeros),
-                                            (jnp.arange(b), theta, eta, 1.0 - alpha))
-  return a, p, c, big_c, big_e
+  with a_t = prod_{j<=t} (1 - alpha_j), p_t = prod_{j<=t} eta_j, and, from c_t = (1 - alpha_t)
+  c_{t-1} + p_t and C[t] = (1 - alpha_t) C[t-1] + E[t] unrolled, c = G p and C = G E where
+  G[t, r] = prod_{r < j <= t} (1 - alpha_j). Closed form, no sequential scan (it ran b tiny steps
+  per chunk inside the chunk loop) and no division. Returns (a, p, c [b], C, E [b, b])."""
+  keep = 1.0 - alpha
+  decay = _segment_products(keep)                           # G [b, b]
+  big_e = _segment_products(eta) * theta[None, :]
+  hi = jax.lax.Precision.HIGHEST   # tiny products; TPU's default bf16 passes would round them
+  big_c = jnp.matmul(decay, big_e, precision=hi)
+  p = jnp.cumprod(eta)
+  c = jnp.matmul(decay, p, precision=hi)
+  return jnp.cumprod(keep), p, c, big_c, big_e
 
 
 def _key_activations(weights, keys, values):
@@ -141,7 +144,7 @@ def _key_activations(weights, keys, values):
 
 
 def chunk_read_update(weights, momentum, keys, values, queries, theta, eta, alpha,
-                      max_grad_norm: float = 0.0):
+                      max_grad_norm: float = 0.0, coefficients=None):
   """One chunk in matmul ("dual") form: the reads y_t = M(q_t; W_t) and the chunk-end (W_b, S_b),
   without materialising any per-token W_t (chunk_update does, as a reference).
 
@@ -150,8 +153,12 @@ def chunk_read_update(weights, momentum, keys, values, queries, theta, eta, alph
   a masked attention-like product ([b, b] scores r U^T times the [b, b] coefficients) per layer.
   keys, values, queries [b, D]; theta, eta, alpha [b]. Returns (reads [b, D], W_b, S_b).
   max_grad_norm > 0 clips each token's gradient (all layers together): the norm of the rank-one
-  u^T delta is |u| |delta|, so the clip scales delta and no gradient is formed."""
-  a, p, c, big_c, big_e = chunk_coefficients(theta, eta, alpha)
+  u^T delta is |u| |delta|, so the clip scales delta and no gradient is formed.
+  coefficients: chunk_coefficients(theta, eta, alpha) if already computed (memory_forward does
+  it for every chunk at once, outside the sequential chunk loop)."""
+  if coefficients is None:
+    coefficients = chunk_coefficients(theta, eta, alpha)
+  a, p, c, big_c, big_e = coefficients
   inputs, deltas = _key_activations(weights, keys, values)
   if max_grad_norm > 0:
     sq = sum(jnp.sum(jnp.square(u), -1) * jnp.sum(jnp.square(d), -1)
@@ -186,14 +193,18 @@ def memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, 
   n = t // chunk_size
   split = lambda a: a.reshape((n, chunk_size) + a.shape[1:])
   xs = tuple(split(a) for a in (keys, values, queries, theta, eta, alpha))
+  # The gate coefficients depend on the gates only: every chunk's at once, outside the loop.
+  coefficients = jax.vmap(chunk_coefficients)(*xs[3:])
 
   def body(carry, chunk):
-    reads, w, s = chunk_read_update(*carry, *chunk, max_grad_norm=max_grad_norm)  # y_t = M(q_t; W_t)
+    chunk, coeffs = chunk
+    reads, w, s = chunk_read_update(*carry, *chunk, max_grad_norm=max_grad_norm,
+                                    coefficients=coeffs)                 # y_t = M(q_t; W_t)
     return (w, s), reads
 
   if remat:
     body = jax.checkpoint(body)
-  (weights, momentum), reads = jax.lax.scan(body, (weights, momentum), xs)
+  (weights, momentum), reads = jax.lax.scan(body, (weights, momentum), (xs, coefficients))
   return reads.reshape(t, -1), weights, momentum
 
 
