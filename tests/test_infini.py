@@ -17,6 +17,7 @@ from flax import nnx
 from longctx.layers.infini import InfiniAttention
 from longctx.models import scan
 from longctx.models.decoder import Decoder
+from longctx.ops import attention as attn_ops
 
 D_MODEL, H = 16, 2
 D = D_MODEL // H
@@ -172,6 +173,25 @@ def test_numpy_rope_matches_rotate_half_convention():
   # Pair 0 turns by exactly the position (frequency theta^0 = 1).
   np.testing.assert_allclose(np_rope(np.eye(D)[0][None, None, None], pos(1))[0, 0, 0, [0, D // 2]],
                              [np.cos(1.0), np.sin(1.0)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("first_position", [0, 1, 4097])
+def test_rope_pair_and_rope_equal_the_numpy_reference(first_position):
+  """ops.attention.rope / rope_pair (tables computed once, under a conditional on CPU whose two
+  branches are the same function) against np_rope, under jit and its gradient; an odd and an even
+  first position take the two branches."""
+  rng = np.random.default_rng(1)
+  q, k = (rng.normal(size=(2, 5, H, D)).astype(np.float32) for _ in range(2))
+  positions = (np.arange(5)[None] + np.array([[first_position], [first_position + 17]])).astype(np.int32)
+  rq, rk = jax.jit(attn_ops.rope_pair)(q, k, positions)
+  tol = dict(atol=1e-4, rtol=1e-5)  # float32 angles at positions ~4K round by ~1e-5 rad
+  np.testing.assert_allclose(np.asarray(rq), np_rope(q, positions), **tol)
+  np.testing.assert_allclose(np.asarray(rk), np_rope(k, positions), **tol)
+  np.testing.assert_allclose(np.asarray(jax.jit(attn_ops.rope)(q, positions)), np.asarray(rq), atol=0)
+  # RoPE is a rotation: the gradient of sum(rope(x) * g) is the inverse rotation of g.
+  g = rng.normal(size=q.shape).astype(np.float32)
+  grad = jax.grad(lambda x: jnp.sum(attn_ops.rope(x, positions) * g))(q)
+  np.testing.assert_allclose(np.asarray(grad), np_rope(g, -positions.astype(np.int64)), **tol)
 
 
 @pytest.mark.parametrize("rule", RULES)

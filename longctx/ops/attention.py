@@ -18,7 +18,7 @@ def rope_tables(positions: jax.Array, head_dim: int, theta: float = 10000.0):
   every RoPE consumer (forward, recompute and backward), ~15% of a training step at d 256, 4 heads.
   A conditional is a fusion boundary: its result is materialised once. Both branches are the same
   function, so the predicate (cheap, data-dependent, never constant-folded) cannot change the
-  result. Other backends fuse this well and get the plain computation.
+  result. Other backends get the plain computation (not measured there).
   """
   if head_dim % 2:
     raise ValueError(f"rope needs an even head dimension, got {head_dim}")
