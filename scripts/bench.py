@@ -159,7 +159,7 @@ def resolve(flags, cfg):
       matmul_size=flags.matmul_size if flags.matmul_size is not None else bench.matmul_size,
       matmul_repeats=bench.matmul_repeats,
       paired_rounds=(flags.paired_rounds if flags.paired_rounds is not None
-                     else bench.get("paired_rounds", 5)))
+                     else bench.paired_rounds))
   if opts["batch"] <= 0 or opts["repeats"] <= 0:
     raise ValueError("--batch and --repeats must be positive")
   if opts["paired_rounds"] < 0:

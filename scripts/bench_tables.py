@@ -69,7 +69,8 @@ def _paired(r):
   fr = r.get("paired_fractions")
   if not fr:
     return "-"
-  return f"{100 * statistics.median(fr):.1f}% [{100 * min(fr):.0f}-{100 * max(fr):.0f}%]"
+  return (f"{100 * r['fraction_of_matmul_peak_paired']:.1f}% "
+          f"[{100 * min(fr):.0f}-{100 * max(fr):.0f}%]")
 
 
 def tables(results, attentions):
