@@ -111,6 +111,11 @@ def base_config() -> ml_collections.ConfigDict:
       key_len=5,                  # digits of the pass key
       depth_range=(0.0, 1.0),     # training key depths, uniform
       other_weight=0.0,           # loss weight of the non-answer tokens
+      # passkey + infini only, not in the paper: > 1 writes each training prompt's filler into the
+      # compressive memory r times over, r log-uniform in [1, this] per example, so that a short
+      # prompt's filler weighs what a long one's would (data/passkey.training_batch). 1 = off.
+      filler_weight_max=1.0,
+      filler_weight_from_step=0,  # ... from this training step on (before it: 1)
       # text / booksum tasks (longctx/data/sources.py):
       source="local",             # text: 'pg19' | 'local'; booksum: 'booksum' | 'local'
       path="",                    # local: a folder of .txt files (text) or a JSONL file (booksum)
@@ -396,6 +401,13 @@ def _validate_training(cfg):
   lo, hi = cfg.data.depth_range
   if not 0.0 <= lo <= hi <= 1.0:
     raise ValueError(f"data.depth_range={tuple(cfg.data.depth_range)} must satisfy 0 <= lo <= hi <= 1")
+  fw = cfg.data.filler_weight_max
+  if not (isinstance(fw, (int, float)) and fw >= 1.0 and fw != float("inf")):
+    raise ValueError(f"data.filler_weight_max={fw!r} must be a finite number >= 1 (1 = off)")
+  if fw > 1.0 and (cfg.data.task != "passkey" or cfg.model.attention != "infini"):
+    raise ValueError(f"data.filler_weight_max={fw} needs data.task='passkey' and "
+                     f"model.attention='infini' (got {cfg.data.task!r}, {cfg.model.attention!r}): "
+                     "only the compressive memory weights its writes")
   if cfg.train.optimizer not in OPTIMIZERS:
     raise ValueError(f"train.optimizer={cfg.train.optimizer!r} is not one of {OPTIMIZERS}")
   if cfg.train.steps < 0 or cfg.train.lr <= 0 or cfg.train.log_every <= 0:

@@ -352,3 +352,30 @@ def test_memory_stays_finite_over_1000_blocks(tiny_cfg, rule, dtype):
   assert outs["loss"].shape == (1, 8000)
   # Non-vacuous: 8000 keys were written (each sigma(k) > 0 adds to z).
   assert float(np.min(np.asarray(mem["norm"]).sum(-1))) > 1000.0
+
+
+def test_decoder_passes_write_weights_to_the_memory(tiny_cfg):
+  """batch['write_weights'] reaches every Infini layer's memory write: ones change nothing (bit
+  for bit), a weight of 3 on the first block equals writing that block three times (its final
+  z per layer is the unweighted one plus twice the first block's sum of sigma(K)), and it changes
+  the later blocks' losses."""
+  cfg = tiny_cfg(attention="infini", num_layers=2, block_len=L, infini=dict(update_rule="linear"))
+  model = Decoder(cfg, nnx.Rngs(0))
+  graphdef, params = nnx.split(model)
+  tokens = np.random.default_rng(11).integers(0, cfg.vocab_size, size=(B, T + 1))
+  batch = {"inputs": jnp.asarray(tokens[:, :-1]), "targets": jnp.asarray(tokens[:, 1:])}
+  run = jax.jit(lambda batch: scan.run_blocks(graphdef, params, model.init_memory(B), batch, cfg))
+  mem, outs = run(batch)
+  mem1, outs1 = run(dict(batch, write_weights=jnp.ones((B, T))))
+  np.testing.assert_array_equal(np.asarray(outs["loss"]), np.asarray(outs1["loss"]))
+  first = jnp.ones((B, T)).at[:, :L].set(3.0)
+  mem3, outs3 = run(dict(batch, write_weights=first))
+  # Block 1 reads M after block 0: its losses change; block 0's cannot (retrieval before update).
+  np.testing.assert_array_equal(np.asarray(outs["loss"][:, :L]), np.asarray(outs3["loss"][:, :L]))
+  assert np.max(np.abs(np.asarray(outs["loss"][:, L:] - outs3["loss"][:, L:]))) > 1e-4
+  # Layer 0's z: block 0's keys do not depend on the memory, so the difference is exactly
+  # 2 sum_t sigma(K_t) over block 0 of layer 0 = what one more copy of block 0, written twice, adds.
+  mem_first, _ = jax.jit(lambda batch: scan.run_blocks(graphdef, params, model.init_memory(B), batch,
+                                                       cfg))({k: v[:, :L] for k, v in batch.items()})
+  np.testing.assert_allclose(np.asarray(mem3[0]["norm"] - mem[0]["norm"]),
+                             2.0 * np.asarray(mem_first[0]["norm"]), rtol=1e-5, atol=1e-4)

@@ -200,3 +200,51 @@ def test_repeated_key_readout_under_the_additive_normaliser(rule, expected):
     np.testing.assert_allclose(got, factor * v[0, 0, 0], atol=1e-4)
   if rule == "linear_delta":  # M = n v / 2: still growing linearly after the first rewrite
     np.testing.assert_allclose(norms[3] / norms[1], 2.0, rtol=1e-4)
+
+
+# ------------------------------------------------------------- write weights (data.filler_weight_max)
+
+@pytest.mark.parametrize("rule", ["linear", "linear_delta"])
+def test_integer_write_weights_equal_repeated_tokens(rule):
+  """Token t written with weight w_t (an integer) = the block with token t repeated w_t times: in
+  one block every retrieval reads M_{s-1}, so under both rules a copy adds exactly what its
+  original adds. The reference is the unweighted update itself on the repeated block."""
+  q, k, v = random_qkv(seed=3, num_blocks=2)
+  weights = np.array([[1, 3, 2, 1, 4], [2, 1, 1, 5, 1]])           # [B, L]
+  m, z = (jnp.asarray(a) for a in jax_memory_over_blocks(q[:1], k[:1], v[:1], rule)[1:])
+  m, z = m[0], z[0]                                                # a non-empty M_{s-1}
+  sk = lm.elu_plus_one(jnp.asarray(k[1]))
+  got_m, got_z = lm.compressive_memory_update(sk, jnp.asarray(v[1]), m, z, rule, EPS,
+                                              write_weights=jnp.asarray(weights, jnp.float32))
+  for bi in range(B):
+    rep = np.repeat(np.arange(L), weights[bi])                     # token t, w_t times
+    ref_m, ref_z = lm.compressive_memory_update(sk[bi:bi + 1, rep], jnp.asarray(v[1][bi:bi + 1, rep]),
+                                                m[bi:bi + 1], z[bi:bi + 1], rule, EPS)
+    np.testing.assert_allclose(np.asarray(got_m[bi]), np.asarray(ref_m[0]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(got_z[bi]), np.asarray(ref_z[0]), rtol=1e-5, atol=1e-5)
+  # Weights of one are no weights, bit for bit; other weights change the memory.
+  ones_m, ones_z = lm.compressive_memory_update(sk, jnp.asarray(v[1]), m, z, rule, EPS,
+                                                write_weights=jnp.ones((B, L)))
+  plain_m, plain_z = lm.compressive_memory_update(sk, jnp.asarray(v[1]), m, z, rule, EPS)
+  np.testing.assert_array_equal(np.asarray(ones_m), np.asarray(plain_m))
+  np.testing.assert_array_equal(np.asarray(ones_z), np.asarray(plain_z))
+  assert np.max(np.abs(np.asarray(got_z - plain_z))) > 0.1
+
+
+def test_fractional_write_weights_match_the_numpy_formula():
+  """w_t real: M_s = M + sigma(K)^T diag(w) (V - delta read at M_{s-1}), z_s = z + sum w sigma(K)."""
+  q, k, v = random_qkv(seed=4, num_blocks=1)
+  w = np.random.default_rng(4).uniform(0.5, 300.0, size=(B, L))
+  sk = np_sigma(np.asarray(k[0], np.float64))
+  m0 = np.random.default_rng(5).normal(size=(B, H, D, D))
+  z0 = np.random.default_rng(6).uniform(1.0, 3.0, size=(B, H, D))
+  got_m, got_z = lm.compressive_memory_update(
+      jnp.asarray(sk, jnp.float32), jnp.asarray(v[0]), jnp.asarray(m0, jnp.float32),
+      jnp.asarray(z0, jnp.float32), "linear_delta", EPS, write_weights=jnp.asarray(w, jnp.float32))
+  for bi in range(B):
+    for hi in range(H):
+      s = sk[bi, :, hi]
+      written = v[0][bi, :, hi] - np_retrieve_head(s, m0[bi, hi], z0[bi, hi], EPS)
+      np.testing.assert_allclose(np.asarray(got_m[bi, hi]),
+                                 m0[bi, hi] + (w[bi][:, None] * s).T @ written, rtol=2e-5, atol=1e-3)
+      np.testing.assert_allclose(np.asarray(got_z[bi, hi]), z0[bi, hi] + w[bi] @ s, rtol=2e-5)

@@ -256,3 +256,30 @@ def test_jsonl_missing_and_empty_file(tmp_path):
     load_jsonl_prompts(tmp_path / "nope.jsonl", TOK)
   with pytest.raises(ValueError, match=r"prompts\.jsonl: the file is empty"):
     load_jsonl_prompts(_write(tmp_path, ""), TOK)
+
+
+def test_filler_write_weights_mark_only_the_filler():
+  """data.filler_weight_max: per example one weight r in [1, max] on the filler, 1 on what a
+  prompt holds once (prefix, key sentence, question); off (max 1) the batch is unchanged."""
+  b, t, key_len, top = 6, 600, 5, 64.0
+  batch = training_batch(np.random.default_rng(2), b, t, key_len, filler_weight_max=top)
+  w = batch["write_weights"]
+  assert w.shape == (b, t) and w.dtype == np.float32
+  rs = []
+  for row in range(b):
+    r = w[row].max()
+    assert 1.0 <= r <= top and set(np.unique(w[row])) <= {1.0, r}
+    rs.append(r)
+    key = TOK.decode(batch["targets"][row][batch["weights"][row] == 1.0])
+    once = TOK.decode(batch["inputs"][row][w[row] == 1.0]) if r > 1.0 else None
+    if once is not None:
+      assert once == (PREFIX + f" The pass key is {key}. Remember it. {key} is the pass key."
+                      + " " + QUESTION + " " + key[:-1])
+  assert len(set(rs)) == b and max(rs) / min(rs) > 2.0             # per example, spread out
+  plain = training_batch(np.random.default_rng(2), b, t, key_len)
+  assert "write_weights" not in plain
+  same = training_batch(np.random.default_rng(2), b, t, key_len, filler_weight_max=1.0)
+  for name in plain:
+    np.testing.assert_array_equal(plain[name], same[name])
+  with pytest.raises(ValueError, match="filler_weight_max=0.5"):
+    training_batch(np.random.default_rng(0), 1, 600, 5, filler_weight_max=0.5)

@@ -202,9 +202,23 @@ def _check_weight(other_weight) -> float:
   return other_weight
 
 
+def filler_write_weights(example: PasskeyExample, weight: float,
+                         tokenizer: Optional[Tokenizer] = None) -> np.ndarray:
+  """[T] float32: `weight` on the filler tokens of `example`, 1.0 on the prefix, the key sentence,
+  the question and the answer (the pieces a prompt holds once, whatever its length)."""
+  tokenizer = tokenizer if tokenizer is not None else ByteTokenizer()
+  prefix, key_sentence, question, answer = _fixed_pieces(example.key, tokenizer)
+  t = len(example.tokens)
+  out = np.full(t, weight, np.float32)
+  out[:len(prefix)] = 1.0
+  out[example.key_start:example.key_start + len(key_sentence)] = 1.0
+  out[t - len(question) - len(answer):] = 1.0
+  return out
+
+
 def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_len: int,
                    depth_range=(0.0, 1.0), other_weight: float = 0.0,
-                   tokenizer: Optional[Tokenizer] = None) -> dict:
+                   tokenizer: Optional[Tokenizer] = None, filler_weight_max: float = 1.0) -> dict:
   """A batch of passkey examples for next-token training; deterministic given the rng's state.
 
   Each example has exactly seq_len + 1 tokens, a fresh random key of key_len digits and a depth
@@ -213,6 +227,12 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
     targets [B, T] int32    inputs shifted by one
     weights [B, T] float32  1.0 where the target is an answer token, other_weight elsewhere
   with T = seq_len. Weighting the other tokens > 0 also trains plain language modelling of the filler.
+  filler_weight_max > 1 adds
+    write_weights [B, T] float32  per example a weight r, log-uniform in [1, filler_weight_max],
+                                  on the filler tokens and 1 on the rest (filler_write_weights)
+  which a compressive memory (Infini) uses as each token's write multiplicity: the filler of a
+  seq_len prompt then weighs in the memory what that of an r * seq_len prompt would (the filler is
+  one periodic stream). Not in the paper; configs/passkey/infini.py says why.
   """
   _check_rng(rng)
   batch_size = _check_int(batch_size, "batch_size", 1)
@@ -226,6 +246,9 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
   lo, hi = _check_unit(lo, "depth_range[0]"), _check_unit(hi, "depth_range[1]")
   if lo > hi:
     raise ValueError(f"depth_range={depth_range!r}: low must be <= high")
+  if not (isinstance(filler_weight_max, (int, float, np.integer, np.floating))
+          and math.isfinite(filler_weight_max) and filler_weight_max >= 1.0):
+    raise ValueError(f"filler_weight_max={filler_weight_max!r} must be a finite number >= 1")
   tokenizer = tokenizer if tokenizer is not None else ByteTokenizer()
   needed = min_passkey_tokens("9" * key_len, tokenizer)
   if seq_len + 1 < needed:
@@ -237,7 +260,10 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
     key = random_key(rng, key_len)
     ex = passkey_prompt(seq_len + 1, depth, key, tokenizer)
     rows.append(next_token_arrays(ex.tokens, ex.answer_mask, other_weight))
-  return {name: np.stack([r[name] for r in rows]) for name in ("inputs", "targets", "weights")}
+    if filler_weight_max > 1.0:
+      weight = float(np.exp(rng.uniform(0.0, np.log(filler_weight_max))))
+      rows[-1]["write_weights"] = filler_write_weights(ex, weight, tokenizer)[:-1]  # the inputs'
+  return {name: np.stack([r[name] for r in rows]) for name in rows[0]}
 
 
 def eval_example(length: int, depth: float, key_len: int, seed: int,

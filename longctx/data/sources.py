@@ -44,7 +44,10 @@ class PasskeySource:
     out = passkey.training_batch(rng, self.cfg.batch_size, seq_len_at(self.cfg, step),
                                  self.cfg.key_len,
                                  depth_range=tuple(self.cfg.depth_range),
-                                 other_weight=self.cfg.other_weight)
+                                 other_weight=self.cfg.other_weight,
+                                 filler_weight_max=(self.cfg.filler_weight_max
+                                                    if step >= self.cfg.filler_weight_from_step
+                                                    else 1.0))
     # Each example is its own document: memory starts fresh every step.
     out["reset"] = np.ones((self.cfg.batch_size,), bool)
     return out

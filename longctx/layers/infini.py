@@ -41,7 +41,9 @@ class InfiniAttention(QKVAttention):
     return {"memory": jnp.zeros((batch, h, d, d), jnp.float32),  # M [B, H, D_k, D_v]
             "norm": jnp.zeros((batch, h, d), jnp.float32)}        # z [B, H, D_k]
 
-  def __call__(self, x, memory, *, positions, reset):
+  def __call__(self, x, memory, *, positions, reset, write_weights=None):
+    """write_weights [B, L] or None: per-token write multiplicity of the memory update
+    (ops/linear_memory.compressive_memory_update; data.filler_weight_max)."""
     b, l, _ = x.shape
     memory = reset_memory(memory, self.init_memory(b), reset)
     q, k, v = self.project(x)
@@ -53,7 +55,8 @@ class InfiniAttention(QKVAttention):
     a_mem = linear_memory.compressive_memory_retrieve(sigma_q, memory["memory"], memory["norm"],
                                                       self.eps)
     new_m, new_z = linear_memory.compressive_memory_update(
-        sigma_k, v32, memory["memory"], memory["norm"], self.update_rule, self.eps)
+        sigma_k, v32, memory["memory"], memory["norm"], self.update_rule, self.eps,
+        write_weights=write_weights)
 
     # Local path: rotary positions, causal inside the block.
     q_rot, k_rot = attn_ops.rope_pair(q, k, positions, self.rope_theta)

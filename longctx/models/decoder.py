@@ -34,8 +34,11 @@ class DecoderLayer(nnx.Module):
   def feed_forward(self, x):
     return x + self.mlp(self.mlp_norm(x)).astype(x.dtype)
 
-  def __call__(self, x, memory, *, positions, reset, prompt=None):
+  def __call__(self, x, memory, *, positions, reset, prompt=None, write_weights=None):
     """x [B, L, d_model] -> (x, memory, aux); aux is the attention's auxiliary loss [B] or None.
+
+    write_weights [B, L] (training only, data.filler_weight_max): handed to the attention, whose
+    memory writes token t w_t times over (infini only; config.validate checks it).
 
     Hook for attention layers with `feedback_rows` R > 0 (FAM): the layer also processes R rows of
     its own (its previous FAM, or `prompt` [1, R, d_model] on a reset example, chosen by
@@ -44,8 +47,12 @@ class DecoderLayer(nnx.Module):
     """
     rows = getattr(self.attention, "feedback_rows", 0)
     if not rows:
-      a, memory, *aux = self.attention(self.attn_norm(x), memory, positions=positions, reset=reset)
+      extra = {} if write_weights is None else {"write_weights": write_weights}
+      a, memory, *aux = self.attention(self.attn_norm(x), memory, positions=positions, reset=reset,
+                                       **extra)
       return self.feed_forward(x + a.astype(x.dtype)), memory, (aux[0] if aux else None)
+    if write_weights is not None:
+      raise ValueError("write_weights (data.filler_weight_max > 1) needs model.attention='infini'")
     fam, residual = self.attention.feedback_input(prompt, memory, reset)
     h = jnp.concatenate([fam.astype(x.dtype), x], axis=1)   # [B, R + L, d_model]
     a, memory = self.attention(self.attn_norm(h), memory, positions=positions, reset=reset)
@@ -123,9 +130,9 @@ class Decoder(nnx.Module):
     logits, memory, _ = self.forward_with_aux(tokens, memory, positions=positions, reset=reset)
     return logits, memory
 
-  def forward_with_aux(self, tokens, memory, *, positions, reset):
+  def forward_with_aux(self, tokens, memory, *, positions, reset, write_weights=None):
     """As __call__, plus the layers' auxiliary losses summed: [B] float32, or None if no layer
-    has one (a static property of the model)."""
+    has one (a static property of the model). write_weights [B, L]: see DecoderLayer."""
     x = self.embed(tokens).astype(self.dtype)
     layer_memory = memory[:len(self.layers)]
     if self.token_memory is not None:
@@ -133,7 +140,8 @@ class Decoder(nnx.Module):
     prompts = self.layer_prompts(reset) if self.feedback_rows else [None] * len(self.layers)
     new_memory, aux_losses = [], []
     for layer, mem, prompt in zip(self.layers, layer_memory, prompts):
-      x, mem, aux = layer(x, mem, positions=positions, reset=reset, prompt=prompt)
+      x, mem, aux = layer(x, mem, positions=positions, reset=reset, prompt=prompt,
+                          write_weights=write_weights)
       new_memory.append(mem)
       if aux is not None:
         aux_losses.append(aux.astype(jnp.float32))

@@ -46,7 +46,8 @@ def block_step(model, memory, block):
   Outputs 'loss', 'correct' [B, L], and 'aux_loss' [B] (summed over layers) for a model whose
   layers return auxiliary losses (decoder.py)."""
   logits, memory, aux = model.forward_with_aux(block["inputs"], memory,
-                                               positions=block["positions"], reset=block["reset"])
+                                               positions=block["positions"], reset=block["reset"],
+                                               write_weights=block.get("write_weights"))
   outs = token_outputs(logits, block["targets"], block["weights"])
   if aux is not None:
     outs["aux_loss"] = aux
@@ -80,8 +81,10 @@ def run_blocks(graphdef, params, memory, batch, model_cfg):
     raise ValueError(f"sequence length {t} is not a multiple of model.block_len={block_len}")
   num_blocks = t // block_len
 
+  # write_weights [B, T] (optional): the memory-write multiplicity of each token (training only,
+  # data.filler_weight_max; layers/infini.py).
   per_token = {k: _to_blocks(batch[k], block_len)
-               for k in ("inputs", "targets", "weights", "positions")}
+               for k in ("inputs", "targets", "weights", "positions", "write_weights") if k in batch}
   resets = jnp.zeros((num_blocks, b), bool).at[0].set(batch["reset"])
   xs = dict(per_token, reset=resets, index=jnp.arange(num_blocks))
 

@@ -37,8 +37,13 @@ def compressive_memory_retrieve(sigma_q: jax.Array, memory: jax.Array, norm: jax
 
 
 def compressive_memory_update(sigma_k: jax.Array, values: jax.Array, memory: jax.Array,
-                              norm: jax.Array, rule: str, eps: float):
-  """Writes one block of (sigma(K), V) into (M, z). Returns (M_s, z_s)."""
+                              norm: jax.Array, rule: str, eps: float, write_weights=None):
+  """Writes one block of (sigma(K), V) into (M, z). Returns (M_s, z_s).
+
+  write_weights [B, L] (optional, not in the paper): token t is written w_t times over, in M and in
+  z alike: M_s = M + sigma(K)^T diag(w) W, z_s = z + sum_t w_t sigma(K_t). Under the linear rule an
+  integer w_t is exactly w_t copies of token t in the block; data.filler_weight_max uses it to make
+  a short training prompt's filler weigh what a long prompt's does (configs/passkey/infini.py)."""
   if rule == LINEAR:
     written = values
   elif rule == LINEAR_DELTA:
@@ -46,6 +51,8 @@ def compressive_memory_update(sigma_k: jax.Array, values: jax.Array, memory: jax
     written = values - compressive_memory_retrieve(sigma_k, memory, norm, eps)
   else:
     raise ValueError(f"unknown Infini memory update rule {rule!r}; expected one of {UPDATE_RULES}")
+  if write_weights is not None:
+    sigma_k = sigma_k * write_weights[:, :, None, None].astype(sigma_k.dtype)
   new_memory = memory + jnp.einsum("blhd,blhe->bhde", sigma_k, written)
   new_norm = norm + jnp.sum(sigma_k, axis=1)
   return new_memory, new_norm
