@@ -30,6 +30,7 @@ def main():
   import jax
   import jax.numpy as jnp
   import numpy as np
+  from flax import nnx
   from eval_memory import load_model
   from longctx.data import passkey
   from longctx.models import scan
@@ -40,12 +41,8 @@ def main():
   key_len = cfg.evals.passkey.key_len
   weights = [float(w) for w in args.weights.split(",")]
   depths = [float(d) for d in args.depths.split(",")]
-  run = jax.jit(lambda batch: scan.run_blocks(
-      graphdef, params, nnx_memory(batch["inputs"].shape[0]), batch, cfg.model)[1]["correct"])
-
-  def nnx_memory(b):
-    from flax import nnx
-    return nnx.merge(graphdef, params).init_memory(b)
+  memory = nnx.merge(graphdef, params).init_memory(args.samples)
+  run = jax.jit(lambda batch: scan.run_blocks(graphdef, params, memory, batch, cfg.model)[1]["correct"])
 
   print(f"{args.workdir}: {args.samples} prompts of {args.length} tokens per cell; token accuracy (%)")
   print("| filler weight r | r x length | " + " | ".join(f"depth {d:g}" for d in depths) + " |")

@@ -41,9 +41,11 @@ def compressive_memory_update(sigma_k: jax.Array, values: jax.Array, memory: jax
   """Writes one block of (sigma(K), V) into (M, z). Returns (M_s, z_s).
 
   write_weights [B, L] (optional, not in the paper): token t is written w_t times over, in M and in
-  z alike: M_s = M + sigma(K)^T diag(w) W, z_s = z + sum_t w_t sigma(K_t). Under the linear rule an
-  integer w_t is exactly w_t copies of token t in the block; data.filler_weight_max uses it to make
-  a short training prompt's filler weigh what a long prompt's does (configs/passkey/infini.py)."""
+  z alike: M_s = M + sigma(K)^T diag(w) W, z_s = z + sum_t w_t sigma(K_t). An integer w_t is exactly
+  w_t copies of token t inside its block under both rules (every write of a block reads M_{s-1});
+  copies in LATER blocks add the same only under the linear rule (the delta rule's later writes
+  read the grown memory). data.filler_weight_max uses it to make a short training prompt's filler
+  weigh what a long prompt's does (configs/passkey/infini.py)."""
   if rule == LINEAR:
     written = values
   elif rule == LINEAR_DELTA:
