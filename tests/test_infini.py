@@ -108,9 +108,9 @@ def np_infini(x, block_params, positions, rule, eps=EPS, memory=None):
 
 # ----------------------------------------------------------------------------- code under test
 
-def make_layer(rule, gate=(-0.7, 1.2), seed=0):
+def make_layer(rule, gate=(-0.7, 1.2), seed=0, compensated_sum=True):
   layer = InfiniAttention(D_MODEL, H, update_rule=rule, gate_init=0.0, eps=EPS, dtype=jnp.float32,
-                          rope_theta=THETA, rngs=nnx.Rngs(seed))
+                          rope_theta=THETA, rngs=nnx.Rngs(seed), compensated_sum=compensated_sum)
   if gate is not None:  # distinct per-head gates, so a head-axis mix-up cannot pass
     layer.gate[...] = jnp.asarray(gate, jnp.float32)
   return nnx.split(layer)
@@ -195,10 +195,15 @@ def test_rope_pair_and_rope_equal_the_numpy_reference(first_position):
 
 
 @pytest.mark.parametrize("rule", RULES)
-def test_layer_matches_numpy_reference(rule):
-  graphdef, state = make_layer(rule)
+@pytest.mark.parametrize("compensated_sum", [True, False])
+def test_layer_matches_numpy_reference(rule, compensated_sum):
+  """Both ways of summing the memory (Kahan, the default, and plain float32) follow the equations;
+  the Kahan state carries its error terms, the plain one does not."""
+  graphdef, state = make_layer(rule, compensated_sum=compensated_sum)
   x = random_input(1)
   y, mem = run_fresh(graphdef, state, x)
+  expected_keys = {"memory", "norm"} | ({"memory_error", "norm_error"} if compensated_sum else set())
+  assert set(mem) == expected_keys
   p = np_params(state)
   y_ref, (m_ref, z_ref) = np_infini(x, [p] * NUM_BLOCKS, POSITIONS, rule)
   np.testing.assert_allclose(np.asarray(y), y_ref, atol=1e-5, rtol=1e-5)

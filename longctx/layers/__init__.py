@@ -36,7 +36,8 @@ def make_attention(model_cfg, rngs: nnx.Rngs, layer_index: int = 0):
                                   mem_blocks=model_cfg.xl.mem_blocks, **common)
   if name == "infini":
     return InfiniAttention(d, h, update_rule=model_cfg.infini.update_rule,
-                           gate_init=model_cfg.infini.gate_init, eps=model_cfg.infini.eps, **common)
+                           gate_init=model_cfg.infini.gate_init, eps=model_cfg.infini.eps,
+                           compensated_sum=model_cfg.infini.compensated_sum, **common)
   if name == "fam":
     return FeedbackAttentionMemory(d, h, block_len=model_cfg.block_len, fam_len=model_cfg.fam.fam_len,
                                    mem_blocks=model_cfg.fam.mem_blocks,

@@ -14,7 +14,9 @@ Decisions where the paper is silent or loose (papers.md 3(e)):
     negative value freezes the gate, see implementations.md 2.2, so we do not default to one);
   - gradients flow through M and z across blocks (BPTT over the whole sequence, the paper's setup);
     the decoder's `bptt_blocks` truncates if asked.
-Memory is float32 whatever the activation dtype.
+Memory is float32 whatever the activation dtype. M and z are summed with Kahan compensation
+(`compensated_sum`, default on; not in the paper): a plain float32 sum over 8K blocks (1M tokens)
+loses about one key's write to rounding (ops/linear_memory.compensated_add).
 """
 import jax
 import jax.numpy as jnp
@@ -28,18 +30,22 @@ from longctx.layers.base import QKVAttention, reset_memory
 class InfiniAttention(QKVAttention):
 
   def __init__(self, d_model, num_heads, *, update_rule: str, gate_init: float, eps: float, dtype,
-               rope_theta, rngs):
+               rope_theta, rngs, compensated_sum: bool = True):
     super().__init__(d_model, num_heads, dtype=dtype, rope_theta=rope_theta, rngs=rngs)
     if update_rule not in linear_memory.UPDATE_RULES:
       raise ValueError(f"model.infini.update_rule={update_rule!r}: expected one of {linear_memory.UPDATE_RULES}")
     self.update_rule = update_rule
     self.eps = eps
+    self.compensated_sum = compensated_sum
     self.gate = nnx.Param(jnp.full((num_heads,), gate_init, jnp.float32))  # beta, [H]
 
   def init_memory(self, batch: int):
     h, d = self.num_heads, self.head_dim
-    return {"memory": jnp.zeros((batch, h, d, d), jnp.float32),  # M [B, H, D_k, D_v]
-            "norm": jnp.zeros((batch, h, d), jnp.float32)}        # z [B, H, D_k]
+    state = {"memory": jnp.zeros((batch, h, d, d), jnp.float32),  # M [B, H, D_k, D_v]
+             "norm": jnp.zeros((batch, h, d), jnp.float32)}        # z [B, H, D_k]
+    if self.compensated_sum:  # Kahan rounding errors of M and z, same shapes
+      state.update(memory_error=jnp.zeros_like(state["memory"]), norm_error=jnp.zeros_like(state["norm"]))
+    return state
 
   def __call__(self, x, memory, *, positions, reset, write_weights=None):
     """write_weights [B, L] or None: per-token write multiplicity of the memory update
@@ -54,9 +60,15 @@ class InfiniAttention(QKVAttention):
     v32 = v.astype(jnp.float32)
     a_mem = linear_memory.compressive_memory_retrieve(sigma_q, memory["memory"], memory["norm"],
                                                       self.eps)
-    new_m, new_z = linear_memory.compressive_memory_update(
+    d_m, d_z = linear_memory.compressive_memory_increment(
         sigma_k, v32, memory["memory"], memory["norm"], self.update_rule, self.eps,
         write_weights=write_weights)
+    if self.compensated_sum:
+      new_m, m_err = linear_memory.compensated_add(memory["memory"], memory["memory_error"], d_m)
+      new_z, z_err = linear_memory.compensated_add(memory["norm"], memory["norm_error"], d_z)
+      new_memory = {"memory": new_m, "norm": new_z, "memory_error": m_err, "norm_error": z_err}
+    else:
+      new_memory = {"memory": memory["memory"] + d_m, "norm": memory["norm"] + d_z}
 
     # Local path: rotary positions, causal inside the block.
     q_rot, k_rot = attn_ops.rope_pair(q, k, positions, self.rope_theta)
@@ -64,4 +76,4 @@ class InfiniAttention(QKVAttention):
 
     g = jax.nn.sigmoid(self.gate[...])[None, None, :, None]  # [1, 1, H, 1]
     a = g * a_mem + (1.0 - g) * a_dot.astype(jnp.float32)
-    return self.merge_heads(a), {"memory": new_m, "norm": new_z}
+    return self.merge_heads(a), new_memory

@@ -36,12 +36,12 @@ def compressive_memory_retrieve(sigma_q: jax.Array, memory: jax.Array, norm: jax
   return numerator / denominator[..., None]
 
 
-def compressive_memory_update(sigma_k: jax.Array, values: jax.Array, memory: jax.Array,
-                              norm: jax.Array, rule: str, eps: float, write_weights=None):
-  """Writes one block of (sigma(K), V) into (M, z). Returns (M_s, z_s).
+def compressive_memory_increment(sigma_k: jax.Array, values: jax.Array, memory: jax.Array,
+                                 norm: jax.Array, rule: str, eps: float, write_weights=None):
+  """What one block of (sigma(K), V) adds to (M, z): returns (dM [B, H, D, D], dz [B, H, D]).
 
   write_weights [B, L] (optional, not in the paper): token t is written w_t times over, in M and in
-  z alike: M_s = M + sigma(K)^T diag(w) W, z_s = z + sum_t w_t sigma(K_t). An integer w_t is exactly
+  z alike: dM = sigma(K)^T diag(w) W, dz = sum_t w_t sigma(K_t). An integer w_t is exactly
   w_t copies of token t inside its block under both rules (every write of a block reads M_{s-1});
   copies in LATER blocks add the same only under the linear rule (the delta rule's later writes
   read the grown memory). data.filler_weight_max uses it to make a short training prompt's filler
@@ -55,6 +55,29 @@ def compressive_memory_update(sigma_k: jax.Array, values: jax.Array, memory: jax
     raise ValueError(f"unknown Infini memory update rule {rule!r}; expected one of {UPDATE_RULES}")
   if write_weights is not None:
     sigma_k = sigma_k * write_weights[:, :, None, None].astype(sigma_k.dtype)
-  new_memory = memory + jnp.einsum("blhd,blhe->bhde", sigma_k, written)
-  new_norm = norm + jnp.sum(sigma_k, axis=1)
-  return new_memory, new_norm
+  return jnp.einsum("blhd,blhe->bhde", sigma_k, written), jnp.sum(sigma_k, axis=1)
+
+
+def compressive_memory_update(sigma_k: jax.Array, values: jax.Array, memory: jax.Array,
+                              norm: jax.Array, rule: str, eps: float, write_weights=None):
+  """Writes one block into (M, z) with plain float32 adds. Returns (M_s, z_s).
+  See compressive_memory_increment for the arguments; compensated_add for long streams."""
+  d_memory, d_norm = compressive_memory_increment(sigma_k, values, memory, norm, rule, eps,
+                                                  write_weights)
+  return memory + d_memory, norm + d_norm
+
+
+def compensated_add(total: jax.Array, error: jax.Array, increment: jax.Array):
+  """Kahan summation step: (total + increment, the rounding error of that add).
+
+  Why: M and z are sums over every block. In float32 each add loses ~2^-24 of the running total,
+  and those losses pile up with the number of blocks: over 8,192 blocks (1M tokens, block 128)
+  the plain sum's error in M grew to ~1e-5 of its largest entry, about one key's own write, the
+  signal a passkey read must find (tests/test_linear_memory.py, the many-blocks test). Carrying
+  the lost low part `error` and subtracting it from the next increment keeps the error at a few
+  ulps of the total, whatever the number of blocks. The exact sum is total - error.
+  Gradients are those of the plain sum: d(error)/d(anything) is 1 - 1 = 0 symbolically.
+  """
+  corrected = increment - error
+  new_total = total + corrected
+  return new_total, (new_total - total) - corrected
