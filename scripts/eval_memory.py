@@ -44,6 +44,30 @@ def apply_overrides(cfg, overrides):
     node[leaf] = value
 
 
+def check_model_matches_workdir(cfg, workdir: str):
+  """Stops when cfg.model differs from the model the workdir was trained with (its config.json).
+
+  Why: a probe restores parameters by shape, and a field that changes no shape (an update rule, a
+  gate, a block length) would otherwise run the trained weights through another model, silently.
+  A workdir without config.json (not written by longctx.main) is not checked, nor are fields newer
+  than the workdir's run (absent from its config.json)."""
+  from flax import traverse_util
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    trained = traverse_util.flatten_dict(json.load(f).get("model", {}), sep=".")
+  wanted = traverse_util.flatten_dict(json.loads(cfg.model.to_json()), sep=".")
+  differ = [k for k in sorted(trained) if trained[k] != wanted.get(k)]
+  if differ:
+    fixes = " ".join(f"--set model.{k}={trained[k]!r}" for k in differ)
+    raise SystemExit(
+        f"{path}: the workdir's model differs from the config's in {len(differ)} field(s): "
+        + "; ".join(f"model.{k} trained {trained.get(k)!r}, config {wanted.get(k)!r}"
+                    for k in differ[:5])
+        + f". To load it as trained: {fixes}")
+
+
 def load_model(spec: str, overrides=(), workdir=None):
   """The model of config `spec` ('file.py:arg') with `overrides` ('a.b=value'), its parameters
   restored from workdir/checkpoints (latest step) when a workdir is given, else freshly
@@ -53,6 +77,8 @@ def load_model(spec: str, overrides=(), workdir=None):
   from longctx import optim, train
   cfg = load_config(spec)
   apply_overrides(cfg, overrides)
+  if workdir:
+    check_model_matches_workdir(cfg, workdir)
   graphdef, params, model = train.build_model(cfg)
   if not workdir:
     return cfg, graphdef, params, None
