@@ -384,3 +384,21 @@ def test_decoder_passes_write_weights_to_the_memory(tiny_cfg):
                                                        cfg))({k: v[:, :L] for k, v in batch.items()})
   np.testing.assert_allclose(np.asarray(mem3[0]["norm"] - mem[0]["norm"]),
                              2.0 * np.asarray(mem_first[0]["norm"]), rtol=1e-5, atol=1e-4)
+
+
+def test_compensated_sum_config_reaches_every_layer(tiny_cfg):
+  """model.infini.compensated_sum switches every layer's memory to Kahan sums (error terms in the
+  carried state); the outputs of the two agree to float32 rounding over a short stream."""
+  tokens = np.random.default_rng(5).integers(0, 256, size=(1, 65))
+  batch = {"inputs": jnp.asarray(tokens[:, :-1]), "targets": jnp.asarray(tokens[:, 1:])}
+  losses = {}
+  for compensated in (False, True):
+    cfg = tiny_cfg(attention="infini", block_len=8, infini=dict(compensated_sum=compensated))
+    model = Decoder(cfg, nnx.Rngs(0))
+    graphdef, params = nnx.split(model)
+    memory, outs = scan.run_blocks(graphdef, params, model.init_memory(1), batch, cfg)
+    for layer_memory in memory:
+      assert ("memory_error" in layer_memory) == compensated
+      assert ("norm_error" in layer_memory) == compensated
+    losses[compensated] = np.asarray(outs["loss"])
+  np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5, atol=1e-6)

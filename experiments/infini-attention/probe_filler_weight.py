@@ -7,8 +7,8 @@ row at r x length: if they agree, the weighted filler is a faithful proxy of len
   python experiments/infini-attention/probe_filler_weight.py --workdir=runs/s22/pk_a11 \
       --length=2048 --weights=1,4,16,64,512
 
-(--set: the overrides the model was trained with, so the checkpoint's shapes match; a checkpoint
-from before Kahan-compensated memory sums needs --set model.infini.compensated_sum=False.)
+(--set: the overrides the model was trained with; eval_memory.load_model names any model field
+that differs from the workdir's config.json.)
 """
 import argparse
 import os

@@ -5,7 +5,7 @@ relative Frobenius distance ||A - B|| / ||B||. A faithful proxy of length would 
 reference the way a second real prompt of the same length (another key) does.
 
   python experiments/infini-attention/probe_memory_state.py --workdir=runs/s23/pk_a15 \
-      --set model.infini.update_rule=linear --reference=131072 \
+      --set model.infini.update_rule=linear --set model.infini.compensated_sum=True --reference=131072 \
       --compare=131072:1:1,16384:8:0,2048:64:0,2048:1:0
 
 --compare: LENGTH:WEIGHT:SEED items (seed 0 is the reference's prompt; another seed, another key).

@@ -14,9 +14,11 @@ Decisions where the paper is silent or loose (papers.md 3(e)):
     negative value freezes the gate, see implementations.md 2.2, so we do not default to one);
   - gradients flow through M and z across blocks (BPTT over the whole sequence, the paper's setup);
     the decoder's `bptt_blocks` truncates if asked.
-Memory is float32 whatever the activation dtype. M and z are summed with Kahan compensation
-(`compensated_sum`, default on; not in the paper): a plain float32 sum over 8K blocks (1M tokens)
-loses about one key's write to rounding (ops/linear_memory.compensated_add).
+Memory is float32 whatever the activation dtype. `compensated_sum` (default off; not in the paper)
+sums M and z with Kahan compensation (ops/linear_memory.compensated_add): a plain float32 sum over
+8K blocks (1M tokens) drifts by about one key's write. Off by default because it changed no passkey
+score at 128K or 1M (experiments/infini-attention attempts 14-15) and it doubles the memory
+carried per block, which backpropagation keeps for every block.
 """
 import jax
 import jax.numpy as jnp
@@ -30,7 +32,7 @@ from longctx.layers.base import QKVAttention, reset_memory
 class InfiniAttention(QKVAttention):
 
   def __init__(self, d_model, num_heads, *, update_rule: str, gate_init: float, eps: float, dtype,
-               rope_theta, rngs, compensated_sum: bool = True):
+               rope_theta, rngs, compensated_sum: bool = False):
     super().__init__(d_model, num_heads, dtype=dtype, rope_theta=rope_theta, rngs=rngs)
     if update_rule not in linear_memory.UPDATE_RULES:
       raise ValueError(f"model.infini.update_rule={update_rule!r}: expected one of {linear_memory.UPDATE_RULES}")
