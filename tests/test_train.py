@@ -171,3 +171,18 @@ def test_eight_devices_give_the_one_device_loss():
   assert out["8"]["devices"] == 8 and out["1"]["devices"] == 1
   np.testing.assert_allclose(out["8"]["losses"], out["1"]["losses"], rtol=1e-5)
   np.testing.assert_allclose(out["8"]["norm"], out["1"]["norm"], rtol=1e-5)
+
+
+def test_compile_only_sizes_the_filler_weighted_step(tmp_path):
+  """With data.filler_weight_max > 1 the passkey batches carry write_weights (from
+  data.filler_weight_from_step on), so the compile check lowers the step with them."""
+  cfg = smoke_config(steps=5)
+  cfg.unlock()
+  cfg.data.filler_weight_max = 64.0
+  cfg.train.compile_only = True
+  cfg.lock()
+  assert "write_weights" in sources.batch_fields(cfg.data)
+  result = train.train_and_evaluate(cfg, str(tmp_path))
+  assert result["compiled"]
+  plain = smoke_config(steps=5)
+  assert "write_weights" not in sources.batch_fields(plain.data)

@@ -149,4 +149,7 @@ def batch_fields(data_cfg) -> dict:
             "weights": ("token", np.float32), "reset": ("example", np.bool_)}
   if data_cfg.task == "text":
     fields["positions"] = ("token", np.int32)   # absolute positions in the document
+  if data_cfg.task == "passkey" and data_cfg.filler_weight_max > 1:
+    # From data.filler_weight_from_step on; the weighted step is the one to size.
+    fields["write_weights"] = ("token", np.float32)
   return fields
