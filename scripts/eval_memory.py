@@ -63,7 +63,7 @@ def check_model_matches_workdir(cfg, workdir: str):
     fixes = " ".join(f"--set model.{k}={trained[k]!r}" for k in differ)
     raise SystemExit(
         f"{path}: the workdir's model differs from the config's in {len(differ)} field(s): "
-        + "; ".join(f"model.{k} trained {trained.get(k)!r}, config {wanted.get(k)!r}"
+        + "; ".join(f"model.{k} trained {trained[k]!r}, config {wanted.get(k)!r}"
                     for k in differ[:5])
         + f". To load it as trained: {fixes}")
 

@@ -1,22 +1,16 @@
 """scripts/eval_memory.py's model loader: a probe of a trained workdir must run the model that was
 trained, so a config whose model differs from the workdir's config.json (in a field that changes no
 parameter shape, like the update rule) stops with the field named instead of running silently."""
-import importlib.util
 import json
 import os
+import sys
 
 import pytest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SPEC = os.path.join(_ROOT, "configs", "passkey", "infini.py") + ":smoke"
-
-
-def _load():
-  spec = importlib.util.spec_from_file_location(
-      "eval_memory", os.path.join(_ROOT, "scripts", "eval_memory.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+sys.path.insert(0, os.path.join(_ROOT, "scripts"))
+import eval_memory  # noqa: E402  (the probes import it the same way)
 
 
 def _workdir_of(tmp_path, cfg, drop=()):
@@ -28,21 +22,19 @@ def _workdir_of(tmp_path, cfg, drop=()):
 
 
 def test_a_model_field_that_differs_from_the_workdir_stops_with_its_name(tmp_path):
-  module = _load()
-  trained = module.load_config(_SPEC)
-  module.apply_overrides(trained, ["model.infini.update_rule=linear_delta"])
+  trained = eval_memory.load_config(_SPEC)
+  eval_memory.apply_overrides(trained, ["model.infini.update_rule=linear_delta"])
   workdir = _workdir_of(tmp_path, trained)
-  probe = module.load_config(_SPEC)
+  probe = eval_memory.load_config(_SPEC)
   assert probe.model.infini.update_rule != "linear_delta"
   with pytest.raises(SystemExit, match=r"model\.infini\.update_rule trained 'linear_delta'.*"
                                        r"--set model\.infini\.update_rule='linear_delta'"):
-    module.check_model_matches_workdir(probe, workdir)
-  module.apply_overrides(probe, ["model.infini.update_rule=linear_delta"])
-  module.check_model_matches_workdir(probe, workdir)  # as trained: no error
+    eval_memory.check_model_matches_workdir(probe, workdir)
+  eval_memory.apply_overrides(probe, ["model.infini.update_rule=linear_delta"])
+  eval_memory.check_model_matches_workdir(probe, workdir)  # as trained: no error
 
 
 def test_fields_newer_than_the_run_and_workdirs_without_a_record_are_not_checked(tmp_path):
-  module = _load()
-  cfg = module.load_config(_SPEC)
-  module.check_model_matches_workdir(cfg, str(tmp_path))  # no config.json
-  module.check_model_matches_workdir(cfg, _workdir_of(tmp_path, cfg, drop=("compensated_sum",)))
+  cfg = eval_memory.load_config(_SPEC)
+  eval_memory.check_model_matches_workdir(cfg, str(tmp_path))  # no config.json
+  eval_memory.check_model_matches_workdir(cfg, _workdir_of(tmp_path, cfg, drop=("compensated_sum",)))

@@ -62,15 +62,15 @@ class InfiniAttention(QKVAttention):
     v32 = v.astype(jnp.float32)
     a_mem = linear_memory.compressive_memory_retrieve(sigma_q, memory["memory"], memory["norm"],
                                                       self.eps)
-    d_m, d_z = linear_memory.compressive_memory_increment(
-        sigma_k, v32, memory["memory"], memory["norm"], self.update_rule, self.eps,
-        write_weights=write_weights)
+    args = (sigma_k, v32, memory["memory"], memory["norm"], self.update_rule, self.eps)
     if self.compensated_sum:
+      d_m, d_z = linear_memory.compressive_memory_increment(*args, write_weights=write_weights)
       new_m, m_err = linear_memory.compensated_add(memory["memory"], memory["memory_error"], d_m)
       new_z, z_err = linear_memory.compensated_add(memory["norm"], memory["norm_error"], d_z)
       new_memory = {"memory": new_m, "norm": new_z, "memory_error": m_err, "norm_error": z_err}
     else:
-      new_memory = {"memory": memory["memory"] + d_m, "norm": memory["norm"] + d_z}
+      new_m, new_z = linear_memory.compressive_memory_update(*args, write_weights=write_weights)
+      new_memory = {"memory": new_m, "norm": new_z}
 
     # Local path: rotary positions, causal inside the block.
     q_rot, k_rot = attn_ops.rope_pair(q, k, positions, self.rope_theta)
