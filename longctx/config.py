@@ -118,6 +118,12 @@ def base_config() -> ml_collections.ConfigDict:
       # prompt's filler weighs what a long one's would (data/passkey.training_batch). 1 = off.
       filler_weight_max=1.0,
       filler_weight_from_step=0,  # ... from this training step on (before it: 1)
+      # Fresh-example tasks, not in the papers: from memory_carry_from_step on, each example keeps
+      # with probability memory_carry_prob the memory its predecessor in the same batch row left
+      # (stop-gradient, as FAM's RSP), so a short prompt is read through a memory that earlier
+      # prompts already filled over many blocks (data/sources.document_resets). 0 = off.
+      memory_carry_prob=0.0,
+      memory_carry_from_step=0,
       # text / booksum tasks (longctx/data/sources.py):
       source="local",             # text: 'pg19' | 'local'; booksum: 'booksum' | 'local'
       path="",                    # local: a folder of .txt files (text) or a JSONL file (booksum)
@@ -410,6 +416,14 @@ def _validate_training(cfg):
     raise ValueError(f"data.filler_weight_max={fw} needs data.task='passkey' and "
                      f"model.attention='infini' (got {cfg.data.task!r}, {cfg.model.attention!r}): "
                      "only the compressive memory weights its writes")
+  carry = cfg.data.memory_carry_prob
+  if not (isinstance(carry, (int, float)) and 0.0 <= carry < 1.0):
+    raise ValueError(f"data.memory_carry_prob={carry!r} must lie in [0, 1) (0 = off)")
+  if carry > 0 and cfg.data.task not in ("passkey", "sorting", "niah"):
+    raise ValueError(f"data.memory_carry_prob={carry} needs a task of fresh examples (passkey, "
+                     f"sorting, niah; got {cfg.data.task!r}): text tasks carry memory by document")
+  if cfg.data.memory_carry_from_step < 0:
+    raise ValueError(f"data.memory_carry_from_step={cfg.data.memory_carry_from_step} must be >= 0")
   if cfg.train.optimizer not in OPTIMIZERS:
     raise ValueError(f"train.optimizer={cfg.train.optimizer!r} is not one of {OPTIMIZERS}")
   if cfg.train.steps < 0 or cfg.train.lr <= 0 or cfg.train.log_every <= 0:

@@ -1,6 +1,7 @@
 """The training loop: resume equals an uninterrupted run, NaN stops with the last good checkpoint,
 a workdir of another model shape is refused, and 8 data-parallel devices give the 1-device loss."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -186,3 +187,61 @@ def test_compile_only_sizes_the_filler_weighted_step(tmp_path):
   assert result["compiled"]
   plain = smoke_config(steps=5)
   assert "write_weights" not in sources.batch_fields(plain.data)
+
+
+def test_memory_carry_resets_rows_at_the_configured_rate_and_leaves_the_examples_alone():
+  cfg = smoke_config()
+  cfg.unlock()
+  cfg.data.memory_carry_prob = 0.75
+  cfg.data.memory_carry_from_step = 3
+  cfg.lock()
+  plain = smoke_config()
+  carried, fresh = sources.make_train_source(cfg), sources.make_train_source(plain)
+  for step in range(3):  # before memory_carry_from_step every example is its own document
+    assert carried.batch(step)["reset"].all()
+  resets = np.concatenate([carried.batch(s)["reset"] for s in range(3, 203)])
+  assert 0.18 < resets.mean() < 0.32  # 1 - p, over 200 x batch rows
+  for step in (0, 5):  # the same prompts with and without the carry
+    a, b = carried.batch(step), fresh.batch(step)
+    for key in ("inputs", "targets", "weights"):
+      np.testing.assert_array_equal(a[key], b[key])
+  assert fresh.batch(5)["reset"].all()
+
+
+def test_a_row_that_keeps_its_memory_reads_the_next_prompt_through_it():
+  """The train step scores a non-reset row from the memory the previous step left (as
+  scan.mean_loss from that memory), and that memory matters: a fresh memory gives another loss."""
+  import functools
+  from longctx import optim
+  from longctx.models import scan
+  cfg = smoke_config(steps=2)
+  graphdef, params, model = train.build_model(cfg)
+  tx, schedule = optim.make_optimizer(cfg.train)
+  state = train.init_state(cfg, params, model, tx)
+  step_fn = jax.jit(functools.partial(train.train_step, graphdef=graphdef, model_cfg=cfg.model,
+                                      tx=tx, schedule=schedule, train_cfg=cfg.train))
+  source = sources.make_train_source(cfg)
+  state, _ = step_fn(state, source.batch(0))
+  rows = cfg.data.batch_size
+  keep = dict(source.batch(1), reset=np.zeros((rows,), bool))
+  expected, _ = scan.mean_loss(state["params"], graphdef, state["memory"], keep, cfg.model)
+  from_fresh, _ = scan.mean_loss(state["params"], graphdef, model.init_memory(rows),
+                                 dict(keep, reset=np.ones((rows,), bool)), cfg.model)
+  _, metrics = step_fn(state, keep)
+  np.testing.assert_allclose(float(metrics["loss"]), float(expected), rtol=1e-5)
+  assert abs(float(from_fresh) - float(expected)) > 1e-4
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("memory_carry_prob", 1.0, "must lie in [0, 1)"),
+    ("memory_carry_prob", -0.1, "must lie in [0, 1)"),
+    ("memory_carry_from_step", -1, "must be >= 0"),
+])
+def test_bad_memory_carry_settings_are_refused(field, value, message):
+  from longctx import config as config_lib
+  cfg = infini_config.get_config("smoke")
+  cfg.unlock()
+  cfg.data[field] = value
+  with pytest.raises(ValueError, match=re.escape(f"data.{field}")) as err:
+    config_lib.finalize(cfg)
+  assert message in str(err.value)

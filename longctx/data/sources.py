@@ -33,6 +33,19 @@ def seq_len_at(data_cfg, step: int) -> int:
   return seq_len
 
 
+def document_resets(data_cfg, step: int) -> np.ndarray:
+  """reset [B] for a step of fresh examples: all True (each example its own document) unless
+  data.memory_carry_prob p > 0, where from data.memory_carry_from_step on each batch row keeps its
+  memory with probability p (the train state carries it, stop-gradient). A row's memory then spans
+  a run of prompts of geometric length (mean 1 / (1 - p)), each still trained on its own tokens.
+  Drawn from its own stream, so the examples are the same with and without it."""
+  resets = np.ones((data_cfg.batch_size,), bool)
+  if data_cfg.memory_carry_prob > 0 and step >= data_cfg.memory_carry_from_step:
+    rng = np.random.default_rng([data_cfg.seed, step, 1])
+    resets = rng.uniform(size=data_cfg.batch_size) >= data_cfg.memory_carry_prob
+  return resets
+
+
 class PasskeySource:
   """Fixed-length passkey prompts (Infini/Landmark Appendix B format) with the loss on the key."""
 
@@ -48,8 +61,7 @@ class PasskeySource:
                                  filler_weight_max=(self.cfg.filler_weight_max
                                                     if step >= self.cfg.filler_weight_from_step
                                                     else 1.0))
-    # Each example is its own document: memory starts fresh every step.
-    out["reset"] = np.ones((self.cfg.batch_size,), bool)
+    out["reset"] = document_resets(self.cfg, step)
     return out
 
   def position(self, step: int) -> dict:
@@ -58,7 +70,7 @@ class PasskeySource:
 
 class SortingSource:
   """infinity-former's sorting task (data/sorting.py): fresh documents of seq_len input tokens, the
-  loss on the 20 sorted symbols; every example is its own document (memory reset each step)."""
+  loss on the 20 sorted symbols; every example is its own document unless data.memory_carry_prob."""
 
   def __init__(self, data_cfg):
     self.cfg = data_cfg
@@ -66,7 +78,7 @@ class SortingSource:
   def batch(self, step: int) -> dict:
     out = sorting.batch(np.random.default_rng([self.cfg.seed, step]), self.cfg.batch_size,
                         seq_len_at(self.cfg, step))
-    out["reset"] = np.ones((self.cfg.batch_size,), bool)
+    out["reset"] = document_resets(self.cfg, step)
     return out
 
   def position(self, step: int) -> dict:
@@ -87,7 +99,7 @@ class NiahSource:
     out = niah.training_batch(rng, self.cfg.batch_size, seq_len_at(self.cfg, step), tuple(n.needles),
                               self.haystack, n.digits, depth_range=tuple(self.cfg.depth_range),
                               other_weight=self.cfg.other_weight)
-    out["reset"] = np.ones((self.cfg.batch_size,), bool)
+    out["reset"] = document_resets(self.cfg, step)
     return out
 
   def position(self, step: int) -> dict:
