@@ -118,6 +118,9 @@ def base_config() -> ml_collections.ConfigDict:
       # prompt's filler weighs what a long one's would (data/passkey.training_batch). 1 = off.
       filler_weight_max=1.0,
       filler_weight_from_step=0,  # ... from this training step on (before it: 1)
+      # ... spread over each filler span 'uniform' (r per token) or 'geometric' (growing, so each
+      # block is written under a memory of about the mass a real long prompt's would hold).
+      filler_weight_profile="uniform",
       # Fresh-example tasks, not in the papers: from memory_carry_from_step on, each example keeps
       # with probability memory_carry_prob the memory its predecessor in the same batch row left
       # (stop-gradient, as FAM's RSP), so a short prompt is read through a memory that earlier
@@ -424,6 +427,10 @@ def _validate_training(cfg):
                      f"sorting, niah; got {cfg.data.task!r}): text tasks carry memory by document")
   if cfg.data.memory_carry_from_step < 0:
     raise ValueError(f"data.memory_carry_from_step={cfg.data.memory_carry_from_step} must be >= 0")
+  from longctx.data import passkey as passkey_data
+  if cfg.data.filler_weight_profile not in passkey_data.FILLER_WEIGHT_PROFILES:
+    raise ValueError(f"data.filler_weight_profile={cfg.data.filler_weight_profile!r} is not one "
+                     f"of {passkey_data.FILLER_WEIGHT_PROFILES}")
   if cfg.train.optimizer not in OPTIMIZERS:
     raise ValueError(f"train.optimizer={cfg.train.optimizer!r} is not one of {OPTIMIZERS}")
   if cfg.train.steps < 0 or cfg.train.lr <= 0 or cfg.train.log_every <= 0:

@@ -283,3 +283,56 @@ def test_filler_write_weights_mark_only_the_filler():
     np.testing.assert_array_equal(plain[name], same[name])
   with pytest.raises(ValueError, match="filler_weight_max=0.5"):
     training_batch(np.random.default_rng(0), 1, 600, 5, filler_weight_max=0.5)
+
+
+def _filler_spans(example):
+  w = passkey.filler_write_weights(example, 2.0)  # uniform: 2 exactly on the filler
+  filler = np.flatnonzero(w == 2.0)
+  breaks = np.flatnonzero(np.diff(filler) > 1)
+  starts = np.concatenate([[filler[0]], filler[breaks + 1]])
+  stops = np.concatenate([filler[breaks] + 1, [filler[-1] + 1]])
+  return list(zip(starts, stops))
+
+
+@pytest.mark.parametrize("depth", [0.0, 0.4, 1.0])
+def test_geometric_filler_weights_keep_the_mass_and_grow_it_by_a_constant_factor(depth):
+  """profile 'geometric': each filler span still weighs r x its length and the once-pieces 1, but
+  the span's cumulative mass follows i + (r - 1) n (g^i - 1) / (g^n - 1), g = (1 + (r - 1) n /
+  S0)^(1/n) (the closed form, written independently of the implementation's normalised
+  exponentials), so its first block carries a small share instead of 128 / n of it."""
+  example = eval_example(2048 + 1, depth, 5, seed=3)
+  r = 512.0
+  uniform = passkey.filler_write_weights(example, r)
+  geo = passkey.filler_write_weights(example, r, profile="geometric").astype(np.float64)
+  np.testing.assert_array_equal(geo[uniform == 1.0], 1.0)
+  spans = _filler_spans(example)
+  assert len(spans) == 2 if depth == 0.4 else 1 <= len(spans) <= 2
+  for start, stop in spans:
+    n = stop - start
+    np.testing.assert_allclose(geo[start:stop].sum(), r * n, rtol=1e-5)
+    s0 = geo[:start].sum()
+    g = (1.0 + (r - 1.0) * n / s0) ** (1.0 / n)
+    i = np.arange(1, n + 1)
+    expected = i + (r - 1.0) * n * (g ** i - 1.0) / (g ** n - 1.0)
+    np.testing.assert_allclose(np.cumsum(geo[start:stop]), expected, rtol=1e-4)
+    assert np.all(np.diff(geo[start:stop]) > 0)
+    if n >= 4 * 128:  # uniform: the first block carries 128 / n of the span's mass
+      first_block_share = geo[start:start + 128].sum() / (r * n)
+      assert first_block_share < 128 / n
+      if s0 < 1000:  # the span right after the prefix: its first block is read as "young"
+        assert first_block_share < 0.01
+  np.testing.assert_array_equal(passkey.filler_write_weights(example, 1.0, profile="geometric"),
+                                np.ones(len(example.tokens), np.float32))
+
+
+def test_training_batch_spreads_the_filler_weight_by_the_profile():
+  kw = dict(filler_weight_max=64.0)
+  uniform = training_batch(np.random.default_rng(4), 3, 1024, 5, **kw)
+  geo = training_batch(np.random.default_rng(4), 3, 1024, 5, filler_weight_profile="geometric", **kw)
+  for name in ("inputs", "targets", "weights"):
+    np.testing.assert_array_equal(uniform[name], geo[name])
+  np.testing.assert_allclose(uniform["write_weights"].sum(1), geo["write_weights"].sum(1),
+                             rtol=1e-4)
+  assert not np.array_equal(uniform["write_weights"], geo["write_weights"])
+  with pytest.raises(ValueError, match="filler_weight_profile='linear'"):
+    training_batch(np.random.default_rng(0), 1, 600, 5, filler_weight_profile="linear")

@@ -25,6 +25,8 @@ def main():
   parser.add_argument("--weights", default="1,4,16,64,512")
   parser.add_argument("--depths", default="0,0.25,0.5,0.75,1")
   parser.add_argument("--samples", type=int, default=8)
+  parser.add_argument("--profile", default="uniform", choices=("uniform", "geometric"),
+                      help="how r is spread over the filler (data.filler_weight_profile)")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   args = parser.parse_args()
 
@@ -45,7 +47,8 @@ def main():
   memory = nnx.merge(graphdef, params).init_memory(args.samples)
   run = jax.jit(lambda batch: scan.run_blocks(graphdef, params, memory, batch, cfg.model)[1]["correct"])
 
-  print(f"{args.workdir}: {args.samples} prompts of {args.length} tokens per cell; token accuracy (%)")
+  print(f"{args.workdir}: {args.samples} prompts of {args.length} tokens per cell, {args.profile} "
+        "filler weights; token accuracy (%)")
   print("| filler weight r | r x length | " + " | ".join(f"depth {d:g}" for d in depths) + " |")
   print("|---:|---:|" + "---:|" * len(depths))
   for r in weights:
@@ -57,7 +60,7 @@ def main():
       answer = np.stack([e.answer_mask[1:] for e in examples])
       batch = {"inputs": jnp.asarray(tokens[:, :-1]), "targets": jnp.asarray(tokens[:, 1:]),
                "write_weights": jnp.asarray(np.stack(
-                   [passkey.filler_write_weights(e, r)[:-1] for e in examples]))}
+                   [passkey.filler_write_weights(e, r, profile=args.profile)[:-1] for e in examples]))}
       correct = np.asarray(run(batch))
       cells.append(100.0 * correct[answer].mean())
     print(f"| {r:g} | {int(r * args.length):,} | " + " | ".join(f"{c:.0f}" for c in cells) + " |")

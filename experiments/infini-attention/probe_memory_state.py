@@ -8,7 +8,8 @@ reference the way a second real prompt of the same length (another key) does.
       --set model.infini.update_rule=linear --set model.infini.compensated_sum=True --reference=131072 \
       --compare=131072:1:1,16384:8:0,2048:64:0,2048:1:0
 
---compare: LENGTH:WEIGHT:SEED items (seed 0 is the reference's prompt; another seed, another key).
+--compare: LENGTH:WEIGHT:SEED[:PROFILE] items (seed 0 is the reference's prompt; another seed,
+another key; PROFILE uniform (default) or geometric: data.filler_weight_profile).
 """
 import argparse
 import os
@@ -41,12 +42,13 @@ def main():
   memory = nnx.merge(graphdef, params).init_memory(1)
   run = jax.jit(lambda batch: scan.run_blocks(graphdef, params, memory, batch, cfg.model)[0])
 
-  def normalised_memory(length, weight, seed):
+  def normalised_memory(length, weight, seed, profile="uniform"):
     example = passkey.eval_example(length + 1, args.depth, cfg.evals.passkey.key_len, seed)
     batch = {"inputs": jnp.asarray(example.tokens[None, :-1]),
              "targets": jnp.asarray(example.tokens[None, 1:])}
     if weight != 1:
-      batch["write_weights"] = jnp.asarray(passkey.filler_write_weights(example, weight)[None, :-1])
+      batch["write_weights"] = jnp.asarray(passkey.filler_write_weights(
+          example, weight, profile=profile)[None, :-1])
     layers = run(batch)
     return [np.asarray(m["memory"][0], np.float64)
             / np.asarray(m["norm"][0], np.float64).sum(-1)[:, None, None] for m in layers]
@@ -54,14 +56,15 @@ def main():
   reference = normalised_memory(args.reference, 1.0, 0)
   print(f"{args.workdir}: ||M/sum z - reference|| / ||reference|| per layer; reference: a real "
         f"{args.reference:,}-token prompt, seed 0, depth {args.depth:g}")
-  print("| prompt | weight r | seed | " + " | ".join(f"layer {i}" for i in range(len(reference)))
+  print("| prompt | weight r | profile | seed | " + " | ".join(f"layer {i}" for i in range(len(reference)))
         + " |")
-  print("|---:|---:|---:|" + "---:|" * len(reference))
+  print("|---:|---:|---|---:|" + "---:|" * len(reference))
   for item in args.compare.split(","):
-    length, weight, seed = item.split(":")
-    state = normalised_memory(int(length), float(weight), int(seed))
+    length, weight, seed, *profile = item.split(":")
+    profile = profile[0] if profile else "uniform"
+    state = normalised_memory(int(length), float(weight), int(seed), profile)
     dists = [np.linalg.norm(a - b) / np.linalg.norm(b) for a, b in zip(state, reference)]
-    print(f"| {int(length):,} | {float(weight):g} | {seed} | "
+    print(f"| {int(length):,} | {float(weight):g} | {profile} | {seed} | "
           + " | ".join(f"{d:.3f}" for d in dists) + " |", flush=True)
 
 

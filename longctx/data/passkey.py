@@ -202,23 +202,56 @@ def _check_weight(other_weight) -> float:
   return other_weight
 
 
+FILLER_WEIGHT_PROFILES = ("uniform", "geometric")
+
+
 def filler_write_weights(example: PasskeyExample, weight: float,
-                         tokenizer: Optional[Tokenizer] = None) -> np.ndarray:
-  """[T] float32: `weight` on the filler tokens of `example`, 1.0 on the prefix, the key sentence,
-  the question and the answer (the pieces a prompt holds once, whatever its length)."""
+                         tokenizer: Optional[Tokenizer] = None,
+                         profile: str = "uniform") -> np.ndarray:
+  """[T] float32 write multiplicities: 1.0 on the prefix, the key sentence, the question and the
+  answer (the pieces a prompt holds once, whatever its length); on each of the two filler spans a
+  total of `weight` x its length, so the prompt's filler weighs what that of a prompt `weight`
+  times as long would.
+
+  profile 'uniform': every filler token weighs `weight`. 'geometric': a span of n tokens whose
+  memory already holds mass S0 (the weighted tokens before it) gets weights 1 + (weight - 1) n u_i,
+  u_i proportional to g^i with g = (1 + (weight - 1) n / S0)^(1/n), so the mass written so far
+  grows by about the same factor per token. Why: the compressive memory is written once per
+  block, under the state left by the blocks before; under a uniform weight a span's first blocks
+  are written under a memory that holds almost nothing yet and still carry their full share of
+  the mass (the first filler block of a 2K prompt at r = 512 carries 1/16 of a "1M" memory,
+  written after the prefix alone; in a real 1M prompt that share is 1/8,192), which is what
+  experiments/infini-attention attempt 15 measured in the upper layers. Both give exactly 1 at
+  weight 1."""
+  if profile not in FILLER_WEIGHT_PROFILES:
+    raise ValueError(f"filler weight profile={profile!r} is not one of {FILLER_WEIGHT_PROFILES}")
   tokenizer = tokenizer if tokenizer is not None else ByteTokenizer()
   prefix, key_sentence, question, answer = _fixed_pieces(example.key, tokenizer)
   t = len(example.tokens)
-  out = np.full(t, weight, np.float32)
-  out[:len(prefix)] = 1.0
-  out[example.key_start:example.key_start + len(key_sentence)] = 1.0
-  out[t - len(question) - len(answer):] = 1.0
-  return out
+  out = np.ones(t, np.float64)
+  key_end = example.key_start + len(key_sentence)
+  spans = ((len(prefix), example.key_start), (key_end, t - len(question) - len(answer)))
+  for start, stop in spans:
+    n = stop - start
+    if n <= 0:
+      continue
+    if profile == "uniform":
+      out[start:stop] = weight
+      continue
+    mass_before = out[:start].sum()  # S0 >= len(prefix) > 0
+    excess = (weight - 1.0) * n
+    # u_i = g^i / sum_j g^j, in log space so that large n * log g cannot overflow.
+    log_g = np.log1p(excess / mass_before) / n
+    log_u = log_g * np.arange(n)
+    u = np.exp(log_u - log_u.max())
+    out[start:stop] = 1.0 + excess * u / u.sum()
+  return out.astype(np.float32)
 
 
 def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_len: int,
                    depth_range=(0.0, 1.0), other_weight: float = 0.0,
-                   tokenizer: Optional[Tokenizer] = None, filler_weight_max: float = 1.0) -> dict:
+                   tokenizer: Optional[Tokenizer] = None, filler_weight_max: float = 1.0,
+                   filler_weight_profile: str = "uniform") -> dict:
   """A batch of passkey examples for next-token training; deterministic given the rng's state.
 
   Each example has exactly seq_len + 1 tokens, a fresh random key of key_len digits and a depth
@@ -229,7 +262,8 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
   with T = seq_len. Weighting the other tokens > 0 also trains plain language modelling of the filler.
   filler_weight_max > 1 adds
     write_weights [B, T] float32  per example a weight r, log-uniform in [1, filler_weight_max],
-                                  on the filler tokens and 1 on the rest (filler_write_weights)
+                                  on the filler tokens and 1 on the rest (filler_write_weights,
+                                  spread over each filler span by filler_weight_profile)
   which a compressive memory (Infini) uses as each token's write multiplicity: the filler of a
   seq_len prompt then weighs in the memory what that of an r * seq_len prompt would (the filler is
   one periodic stream). Not in the paper; configs/passkey/infini.py says why.
@@ -249,6 +283,9 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
   if not (isinstance(filler_weight_max, (int, float, np.integer, np.floating))
           and math.isfinite(filler_weight_max) and filler_weight_max >= 1.0):
     raise ValueError(f"filler_weight_max={filler_weight_max!r} must be a finite number >= 1")
+  if filler_weight_profile not in FILLER_WEIGHT_PROFILES:
+    raise ValueError(f"filler_weight_profile={filler_weight_profile!r} is not one of "
+                     f"{FILLER_WEIGHT_PROFILES}")
   tokenizer = tokenizer if tokenizer is not None else ByteTokenizer()
   needed = min_passkey_tokens("9" * key_len, tokenizer)
   if seq_len + 1 < needed:
@@ -262,7 +299,8 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
     rows.append(next_token_arrays(ex.tokens, ex.answer_mask, other_weight))
     if filler_weight_max > 1.0:
       weight = float(np.exp(rng.uniform(0.0, np.log(filler_weight_max))))
-      rows[-1]["write_weights"] = filler_write_weights(ex, weight, tokenizer)[:-1]  # the inputs'
+      rows[-1]["write_weights"] = filler_write_weights(
+          ex, weight, tokenizer, filler_weight_profile)[:-1]  # the inputs'
   return {name: np.stack([r[name] for r in rows]) for name in rows[0]}
 
 

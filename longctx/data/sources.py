@@ -60,7 +60,8 @@ class PasskeySource:
                                  other_weight=self.cfg.other_weight,
                                  filler_weight_max=(self.cfg.filler_weight_max
                                                     if step >= self.cfg.filler_weight_from_step
-                                                    else 1.0))
+                                                    else 1.0),
+                                 filler_weight_profile=self.cfg.filler_weight_profile)
     out["reset"] = document_resets(self.cfg, step)
     return out
 
