@@ -245,3 +245,19 @@ def test_bad_memory_carry_settings_are_refused(field, value, message):
   with pytest.raises(ValueError, match=re.escape(f"data.{field}")) as err:
     config_lib.finalize(cfg)
   assert message in str(err.value)
+
+
+def test_the_passkey_source_spreads_the_filler_weight_by_the_configured_profile():
+  def source(profile):
+    cfg = smoke_config()
+    cfg.unlock()
+    cfg.data.filler_weight_max = 64.0
+    cfg.data.filler_weight_profile = profile
+    cfg.lock()
+    return sources.make_train_source(cfg)
+  uniform, geometric = source("uniform").batch(3), source("geometric").batch(3)
+  np.testing.assert_array_equal(uniform["inputs"], geometric["inputs"])
+  np.testing.assert_allclose(uniform["write_weights"].sum(1), geometric["write_weights"].sum(1),
+                             rtol=1e-4)
+  for row_u, row_g in zip(uniform["write_weights"], geometric["write_weights"]):
+    assert len(np.unique(row_u)) <= 2 < 5 < len(np.unique(row_g))  # r and 1 / growing weights
