@@ -7,7 +7,8 @@ Presets: smoke | cpu | paper (see configs/passkey/common.py). Targets Table 3's 
 (`linear_delta`, the rule of experiments/infini-attention attempts 4-9); the others use `linear`.
 Either rule by override: --config.model.infini.update_rule=linear
 The `cpu` preset also weights the training prompts' filler in the memory (data.filler_weight_max,
-not in the paper; see get_config).
+not in the paper; see get_config); --config.data.filler_weight_profile=geometric spreads that weight
+so the memory's mass grows per token (experiments/infini-attention attempts 17-18: no better).
 """
 from longctx import config as config_lib
 
