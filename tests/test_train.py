@@ -38,8 +38,16 @@ def _leaves(tree):
   return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
-def test_killed_and_resumed_run_ends_with_the_same_parameters(tmp_path, monkeypatch):
+@pytest.mark.parametrize("memory_carry_prob", [0.0, 0.5])
+def test_killed_and_resumed_run_ends_with_the_same_parameters(tmp_path, monkeypatch,
+                                                              memory_carry_prob):
+  """With data.memory_carry_prob the memory carried into step 4 must come back from the step-3
+  checkpoint, or the resumed run's parameters would differ."""
   cfg = smoke_config(steps=6)
+  cfg.unlock()
+  cfg.data.memory_carry_prob = memory_carry_prob
+  cfg.data.memory_carry_from_step = 1
+  cfg.lock()
   uninterrupted = train.train_and_evaluate(cfg, str(tmp_path / "a"))
 
   calls = {"n": 0}
