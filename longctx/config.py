@@ -422,15 +422,21 @@ def _validate_training(cfg):
   carry = cfg.data.memory_carry_prob
   if not (isinstance(carry, (int, float)) and 0.0 <= carry < 1.0):
     raise ValueError(f"data.memory_carry_prob={carry!r} must lie in [0, 1) (0 = off)")
-  if carry > 0 and cfg.data.task not in ("passkey", "sorting", "niah"):
-    raise ValueError(f"data.memory_carry_prob={carry} needs a task of fresh examples (passkey, "
-                     f"sorting, niah; got {cfg.data.task!r}): text tasks carry memory by document")
+  from longctx.data.sources import FRESH_EXAMPLE_TASKS
+  if carry > 0 and cfg.data.task not in FRESH_EXAMPLE_TASKS:
+    raise ValueError(f"data.memory_carry_prob={carry} needs a task of fresh examples "
+                     f"{FRESH_EXAMPLE_TASKS} (got {cfg.data.task!r}): text tasks carry memory by "
+                     "document")
   if cfg.data.memory_carry_from_step < 0:
     raise ValueError(f"data.memory_carry_from_step={cfg.data.memory_carry_from_step} must be >= 0")
   from longctx.data import passkey as passkey_data
   if cfg.data.filler_weight_profile not in passkey_data.FILLER_WEIGHT_PROFILES:
     raise ValueError(f"data.filler_weight_profile={cfg.data.filler_weight_profile!r} is not one "
                      f"of {passkey_data.FILLER_WEIGHT_PROFILES}")
+  if cfg.data.filler_weight_profile != "uniform" and fw == 1.0:
+    raise ValueError(f"data.filler_weight_profile={cfg.data.filler_weight_profile!r} spreads a "
+                     "filler weight, but data.filler_weight_max=1 weights nothing: set "
+                     "data.filler_weight_max > 1")
   if cfg.train.optimizer not in OPTIMIZERS:
     raise ValueError(f"train.optimizer={cfg.train.optimizer!r} is not one of {OPTIMIZERS}")
   if cfg.train.steps < 0 or cfg.train.lr <= 0 or cfg.train.log_every <= 0:

@@ -1,8 +1,9 @@
 """The training loop: resume equals an uninterrupted run, NaN stops with the last good checkpoint,
 a workdir of another model shape is refused, and 8 data-parallel devices give the 1-device loss."""
+import functools
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -12,8 +13,10 @@ import numpy as np
 import pytest
 
 from longctx import checkpoint as ckpt_lib
-from longctx import train
+from longctx import config as config_lib
+from longctx import optim, train
 from longctx.data import sources
+from longctx.models import scan
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "configs", "passkey"))
 import infini as infini_config  # noqa: E402
@@ -41,8 +44,9 @@ def _leaves(tree):
 @pytest.mark.parametrize("memory_carry_prob", [0.0, 0.5])
 def test_killed_and_resumed_run_ends_with_the_same_parameters(tmp_path, monkeypatch,
                                                               memory_carry_prob):
-  """With data.memory_carry_prob the memory carried into step 4 must come back from the step-3
-  checkpoint, or the resumed run's parameters would differ."""
+  """With data.memory_carry_prob, rows of the first resumed step keep their memory (step index 3:
+  two of four rows), which must come back from the checkpoint, or the resumed run's parameters
+  would differ."""
   cfg = smoke_config(steps=6)
   cfg.unlock()
   cfg.data.memory_carry_prob = memory_carry_prob
@@ -219,9 +223,6 @@ def test_memory_carry_resets_rows_at_the_configured_rate_and_leaves_the_examples
 def test_a_row_that_keeps_its_memory_reads_the_next_prompt_through_it():
   """The train step scores a non-reset row from the memory the previous step left (as
   scan.mean_loss from that memory), and that memory matters: a fresh memory gives another loss."""
-  import functools
-  from longctx import optim
-  from longctx.models import scan
   cfg = smoke_config(steps=2)
   graphdef, params, model = train.build_model(cfg)
   tx, schedule = optim.make_optimizer(cfg.train)
@@ -246,7 +247,6 @@ def test_a_row_that_keeps_its_memory_reads_the_next_prompt_through_it():
     ("memory_carry_from_step", -1, "must be >= 0"),
 ])
 def test_bad_memory_carry_settings_are_refused(field, value, message):
-  from longctx import config as config_lib
   cfg = infini_config.get_config("smoke")
   cfg.unlock()
   cfg.data[field] = value
@@ -269,3 +269,13 @@ def test_the_passkey_source_spreads_the_filler_weight_by_the_configured_profile(
                              rtol=1e-4)
   for row_u, row_g in zip(uniform["write_weights"], geometric["write_weights"]):
     assert len(np.unique(row_u)) <= 2 < 5 < len(np.unique(row_g))  # r and 1 / growing weights
+
+
+def test_a_filler_profile_without_a_filler_weight_is_refused():
+  cfg = infini_config.get_config("smoke")  # data.filler_weight_max = 1
+  cfg.unlock()
+  cfg.data.filler_weight_profile = "geometric"
+  with pytest.raises(ValueError, match=r"data\.filler_weight_profile='geometric'.*weights nothing"):
+    config_lib.finalize(cfg)
+  cfg.data.filler_weight_max = 8.0
+  config_lib.finalize(cfg)  # with a weight it is accepted
