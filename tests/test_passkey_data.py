@@ -336,3 +336,65 @@ def test_training_batch_spreads_the_filler_weight_by_the_profile():
   assert not np.array_equal(uniform["write_weights"], geo["write_weights"])
   with pytest.raises(ValueError, match="filler_weight_profile='linear'"):
     training_batch(np.random.default_rng(0), 1, 600, 5, filler_weight_profile="linear")
+
+
+UNIT_TEXT = "".join(" " + s for s in passkey.FILLER_SENTENCES)   # one filler cycle, as text
+
+
+@pytest.mark.parametrize("phase", [0, 1, 7, 40, len(UNIT_TEXT) - 1])
+@pytest.mark.parametrize("depth", [0.0, 0.3, 1.0])
+def test_filler_phase_rotates_the_stream_and_keeps_the_key_at_a_sentence_start(phase, depth):
+  ex = passkey_prompt(1001, depth, "4242", TOK, filler_phase=phase)
+  text = TOK.decode(ex.tokens)
+  sentence = " " + passkey.KEY_SENTENCE.format(key="4242")
+  assert len(ex.tokens) == 1001 and text.startswith(PREFIX)
+  assert text.endswith(" " + QUESTION + " 4242")
+  key_at = len(PREFIX) + (ex.key_start - len(TOK.encode(PREFIX)))
+  assert text[key_at:key_at + len(sentence)] == sentence
+  # Independent reference: the filler, key sentence removed, is the cycle's text from `phase` on.
+  filler = text[len(PREFIX):key_at] + text[key_at + len(sentence):-len(" " + QUESTION + " 4242")]
+  assert (UNIT_TEXT * 20)[phase:].startswith(filler)
+  # The key starts right after the prefix or where a filler sentence would start.
+  assert key_at == len(PREFIX) or text[key_at - 1] == "."
+  if depth == 0.0:
+    assert key_at == len(PREFIX)
+
+
+def test_random_filler_phase_varies_the_text_between_a_late_key_and_the_question():
+  """The depth-1 layout (the partial sentence between the key sentence and the question) is one
+  and the same at phase 0 for a given length; the phases give every cut of a sentence."""
+  def tail_gap(phase):
+    ex = passkey_prompt(2049, 1.0, "12345", TOK, filler_phase=phase)
+    return len(ex.tokens) - ex.key_start
+  gaps = {tail_gap(p) for p in range(len(UNIT_TEXT))}
+  assert len(gaps) >= MAX_SENTENCE
+  batch = training_batch(np.random.default_rng(0), 64, 2048, 5, depth_range=(1.0, 1.0),
+                         random_filler_phase=True)
+  fixed = training_batch(np.random.default_rng(0), 64, 2048, 5, depth_range=(1.0, 1.0))
+  def last_sentence_tail(row):
+    return TOK.decode(row).split("the pass key.")[-1].split(" " + QUESTION)[0]
+  assert len({last_sentence_tail(r) for r in fixed["inputs"]}) == 1
+  assert len({last_sentence_tail(r) for r in batch["inputs"]}) >= 10
+
+
+def test_training_batch_without_random_phase_draws_as_before():
+  """Off, the batch is the one built from the rng's depth and key draws alone (phase 0), so
+  earlier runs replay exactly; on, the same keys come with other layouts."""
+  rng = np.random.default_rng(5)
+  rows = []
+  for _ in range(3):
+    depth = float(rng.uniform(0.0, 1.0))
+    rows.append(passkey_prompt(601, depth, random_key(rng, 5), TOK).tokens[:-1])
+  off = training_batch(np.random.default_rng(5), 3, 600, 5)
+  np.testing.assert_array_equal(off["inputs"], np.stack(rows))
+  on = training_batch(np.random.default_rng(5), 3, 600, 5, random_filler_phase=True)
+  assert not np.array_equal(on["inputs"], off["inputs"])
+  assert TOK.decode(on["inputs"][0][-5:]) == TOK.decode(off["inputs"][0][-5:])  # "is 1234"
+
+
+@pytest.mark.parametrize("phase", [-1, len(UNIT_TEXT), 2.0, True])
+def test_bad_filler_phase_is_refused(phase):
+  with pytest.raises(ValueError, match="filler_phase"):
+    passkey_prompt(1000, 0.5, "1", TOK, filler_phase=phase)
+  with pytest.raises(ValueError, match="random_filler_phase"):
+    training_batch(np.random.default_rng(0), 1, 600, 5, random_filler_phase=1)

@@ -279,3 +279,25 @@ def test_a_filler_profile_without_a_filler_weight_is_refused():
     config_lib.finalize(cfg)
   cfg.data.filler_weight_max = 8.0
   config_lib.finalize(cfg)  # with a weight it is accepted
+
+
+def test_the_passkey_source_hands_the_random_filler_phase_to_the_batches():
+  def source(on):
+    cfg = smoke_config()
+    cfg.unlock()
+    cfg.data.random_filler_phase = on
+    cfg.lock()
+    return sources.make_train_source(cfg)
+  fixed, shifted = source(False).batch(3), source(True).batch(3)
+  assert fixed["inputs"].shape == shifted["inputs"].shape
+  assert not np.array_equal(fixed["inputs"], shifted["inputs"])
+  np.testing.assert_array_equal(fixed["weights"], shifted["weights"])  # same answers' places
+
+
+def test_random_filler_phase_on_another_task_is_refused():
+  cfg = infini_config.get_config("smoke")
+  cfg.unlock()
+  cfg.data.random_filler_phase = True
+  cfg.data.task = "sorting"
+  with pytest.raises(ValueError, match=r"data\.random_filler_phase=True shifts the passkey filler"):
+    config_lib.validate(cfg)

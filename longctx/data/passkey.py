@@ -26,6 +26,13 @@ leave them open):
   question (Infini's "end").
 - Exact length: the stream is whole filler sentences followed by a partial sentence cut at a token
   boundary just before the question, so every example has exactly the requested number of tokens.
+- Filler phase: the stream starts at token `filler_phase` of the filler cycle (0: "The grass is
+  green.", the papers' prompt and every evaluation prompt). At phase 0 the partial sentence before
+  the question is set by the length alone, so every training prompt of one length ends in the same
+  layout; training_batch(random_filler_phase=True) draws the phase per example so the text between
+  a late key and the question varies (experiments/infini-attention attempt 20: a model trained at
+  fixed phase read a depth-1 key at 95-97% in the layout of its training length and at 52-57% in
+  another, whatever the memory).
   Pieces are tokenized separately and concatenated, so any tokenizer keeps the cut exact.
 - Evaluation keys depend only on (seed, key_len): every cell of a (length x depth) grid sees the
   same keys, so cells differ only in length and depth.
@@ -124,18 +131,25 @@ def _filler_unit(tokenizer: Tokenizer):
   return np.concatenate(sentences), offsets
 
 
+def filler_cycle_length(tokenizer: Optional[Tokenizer] = None) -> int:
+  """U, the number of tokens of one cycle of the filler stream (the range of filler_phase)."""
+  return len(_filler_unit(tokenizer if tokenizer is not None else ByteTokenizer())[0])
+
+
 def min_passkey_tokens(key: str, tokenizer: Tokenizer) -> int:
   """Smallest total_tokens a prompt for `key` can have (no filler at all)."""
   return sum(len(p) for p in _fixed_pieces(key, tokenizer))
 
 
 def passkey_prompt(total_tokens: int, depth: float, key: str, tokenizer: Tokenizer,
-                   template: str = "infini") -> PasskeyExample:
+                   template: str = "infini", filler_phase: int = 0) -> PasskeyExample:
   """A passkey example of exactly `total_tokens` tokens (prompt + answer).
 
   depth in [0, 1] is where the key sentence starts as a fraction of the filler region (see the
   module docstring). template='fam' is FAM's prompt (no filler before the key), which requires
-  depth == 0: any other depth would be silently ignored otherwise.
+  depth == 0: any other depth would be silently ignored otherwise. filler_phase in [0, U): the
+  filler stream starts at that token of its cycle (module docstring); the key still goes at a
+  sentence boundary (or right after the prefix).
   """
   total_tokens = _check_int(total_tokens, "total_tokens", 1)
   depth = _check_unit(depth, "depth")
@@ -152,12 +166,18 @@ def passkey_prompt(total_tokens: int, depth: float, key: str, tokenizer: Tokeniz
                      f"answer for key {key!r} already take {fixed} tokens")
   n_filler = total_tokens - fixed                                   # F
   unit, offsets = _filler_unit(tokenizer)
-  # Sentence boundaries of the stream in [0, F]; the key goes at the one nearest depth * F.
-  cycles = np.arange(n_filler // len(unit) + 1, dtype=np.int64)
-  bounds = (cycles[:, None] * len(unit) + offsets[None, :]).reshape(-1)
-  bounds = bounds[bounds <= n_filler]
+  u = len(unit)
+  if (isinstance(filler_phase, bool) or not isinstance(filler_phase, (int, np.integer))
+      or not 0 <= filler_phase < u):
+    raise ValueError(f"filler_phase={filler_phase!r} must be an integer in [0, {u}) (the filler "
+                     "cycle's length)")
+  # Sentence boundaries of the stream in [0, F] (and its start: depth 0 puts the key right after
+  # the prefix whatever the phase); the key goes at the one nearest depth * F.
+  cycles = np.arange(n_filler // u + 2, dtype=np.int64)
+  bounds = (cycles[:, None] * u + (offsets[None, :] - filler_phase) % u).reshape(-1)
+  bounds = np.union1d([0], bounds[bounds <= n_filler])               # sorted
   split = int(bounds[np.argmin(np.abs(bounds - depth * n_filler))])  # P
-  stream = np.resize(unit, n_filler)                                # [F], cycles through `unit`
+  stream = np.resize(np.roll(unit, -int(filler_phase)), n_filler)   # [F], cycles through `unit`
   tokens = np.concatenate([prefix, stream[:split], key_sentence, stream[split:], question, answer])
   answer_mask = np.zeros(total_tokens, dtype=bool)
   answer_mask[total_tokens - len(answer):] = True
@@ -251,7 +271,8 @@ def filler_write_weights(example: PasskeyExample, weight: float,
 def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_len: int,
                    depth_range=(0.0, 1.0), other_weight: float = 0.0,
                    tokenizer: Optional[Tokenizer] = None, filler_weight_max: float = 1.0,
-                   filler_weight_profile: str = "uniform") -> dict:
+                   filler_weight_profile: str = "uniform",
+                   random_filler_phase: bool = False) -> dict:
   """A batch of passkey examples for next-token training; deterministic given the rng's state.
 
   Each example has exactly seq_len + 1 tokens, a fresh random key of key_len digits and a depth
@@ -267,6 +288,9 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
   which a compressive memory (Infini) uses as each token's write multiplicity: the filler of a
   seq_len prompt then weighs in the memory what that of an r * seq_len prompt would (the filler is
   one periodic stream). Not in the paper; configs/passkey/infini.py says why.
+  random_filler_phase: each example's filler stream starts at a phase drawn uniformly from the
+  filler cycle (passkey_prompt's filler_phase), so the layout between a late key and the question
+  is not the same in every prompt of one length. Off, the rng draws exactly what it drew before.
   """
   _check_rng(rng)
   batch_size = _check_int(batch_size, "batch_size", 1)
@@ -291,11 +315,15 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
   if seq_len + 1 < needed:
     raise ValueError(f"seq_len={seq_len} is too small: a passkey example with key_len={key_len} "
                      f"needs seq_len + 1 >= {needed} tokens")
+  if not isinstance(random_filler_phase, (bool, np.bool_)):
+    raise ValueError(f"random_filler_phase={random_filler_phase!r} must be True or False")
+  cycle = filler_cycle_length(tokenizer)
   rows = []
   for _ in range(batch_size):
     depth = float(rng.uniform(lo, hi))
     key = random_key(rng, key_len)
-    ex = passkey_prompt(seq_len + 1, depth, key, tokenizer)
+    phase = int(rng.integers(0, cycle)) if random_filler_phase else 0
+    ex = passkey_prompt(seq_len + 1, depth, key, tokenizer, filler_phase=phase)
     rows.append(next_token_arrays(ex.tokens, ex.answer_mask, other_weight))
     if filler_weight_max > 1.0:
       weight = float(np.exp(rng.uniform(0.0, np.log(filler_weight_max))))

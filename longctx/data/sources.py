@@ -61,7 +61,8 @@ class PasskeySource:
                                  filler_weight_max=(self.cfg.filler_weight_max
                                                     if step >= self.cfg.filler_weight_from_step
                                                     else 1.0),
-                                 filler_weight_profile=self.cfg.filler_weight_profile)
+                                 filler_weight_profile=self.cfg.filler_weight_profile,
+                                 random_filler_phase=self.cfg.random_filler_phase)
     out["reset"] = document_resets(self.cfg, step)
     return out
 
