@@ -9,6 +9,8 @@ Either rule by override: --config.model.infini.update_rule=linear
 The `cpu` preset also weights the training prompts' filler in the memory (data.filler_weight_max,
 not in the paper; see get_config); --config.data.filler_weight_profile=geometric spreads that weight
 so the memory's mass grows per token (experiments/infini-attention attempts 17-18: no better).
+Like every passkey `cpu` preset it trains with data.random_filler_phase (configs/passkey/common.py;
+attempts 20-21: no fade with length up to 1M).
 """
 from longctx import config as config_lib
 
