@@ -26,6 +26,7 @@ leave them open):
   question (Infini's "end").
 - Exact length: the stream is whole filler sentences followed by a partial sentence cut at a token
   boundary just before the question, so every example has exactly the requested number of tokens.
+  Pieces are tokenized separately and concatenated, so any tokenizer keeps the cut exact.
 - Filler phase: the stream starts at token `filler_phase` of the filler cycle (0: "The grass is
   green.", the papers' prompt and every evaluation prompt). At phase 0 the partial sentence before
   the question is set by the length alone, so every training prompt of one length ends in the same
@@ -33,7 +34,6 @@ leave them open):
   a late key and the question varies (experiments/infini-attention attempt 20: a model trained at
   fixed phase read a depth-1 key at 95-97% in the layout of its training length and at 52-57% in
   another, whatever the memory).
-  Pieces are tokenized separately and concatenated, so any tokenizer keeps the cut exact.
 - Evaluation keys depend only on (seed, key_len): every cell of a (length x depth) grid sees the
   same keys, so cells differ only in length and depth.
 
