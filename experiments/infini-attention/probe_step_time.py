@@ -10,16 +10,13 @@ Why: the passkey bar's budget is 30 minutes, so the number of steps it buys is s
 time of a small (d 128) model whose step is dominated by per-op overheads, not by FLOPs.
 """
 import argparse
-import ast
-import importlib.util
 import json
+import os
 import statistics
+import sys
 import time
 
-import jax
-from longctx import config as config_lib
-from longctx import sharding, train
-from longctx.data import sources
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 
 
 def main():
@@ -28,23 +25,17 @@ def main():
   p.add_argument("--seq_len", type=int, default=2048)
   p.add_argument("--steps", type=int, default=6)
   p.add_argument("--at_step", type=int, default=1100, help="training step whose batches are used")
-  p.add_argument("--set", action="append", default=[], help="dotted.key=python_literal")
+  p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   a = p.parse_args()
-  path, _, arg = a.config.partition(":")
-  spec = importlib.util.spec_from_file_location("probed_config", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  cfg = mod.get_config(arg or "cpu")
-  overrides = {"data.seq_len": a.seq_len, "data.seq_len_schedule": ()}
-  for s in a.set:
-    k, _, v = s.partition("=")
-    overrides[k] = ast.literal_eval(v)
-  for k, v in overrides.items():
-    *parents, leaf = k.split(".")
-    node = cfg
-    for q in parents:
-      node = node[q]
-    node[leaf] = v   # an unknown key fails here: the config is locked
+
+  import jax
+  from eval_memory import apply_overrides, load_config
+  from longctx import config as config_lib
+  from longctx import sharding, train
+  from longctx.data import sources
+
+  cfg = load_config(a.config)
+  apply_overrides(cfg, [f"data.seq_len={a.seq_len}", "data.seq_len_schedule=()"] + a.set)
   config_lib.validate(cfg)
   mesh = sharding.make_mesh(cfg.mesh)
   graphdef, params, model = train.build_model(cfg)

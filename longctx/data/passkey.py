@@ -167,17 +167,16 @@ def passkey_prompt(total_tokens: int, depth: float, key: str, tokenizer: Tokeniz
   n_filler = total_tokens - fixed                                   # F
   unit, offsets = _filler_unit(tokenizer)
   u = len(unit)
-  if (isinstance(filler_phase, bool) or not isinstance(filler_phase, (int, np.integer))
-      or not 0 <= filler_phase < u):
-    raise ValueError(f"filler_phase={filler_phase!r} must be an integer in [0, {u}) (the filler "
-                     "cycle's length)")
+  filler_phase = _check_int(filler_phase, "filler_phase", 0)
+  if filler_phase >= u:
+    raise ValueError(f"filler_phase={filler_phase} must be < {u} (the filler cycle's length)")
   # Sentence boundaries of the stream in [0, F] (and its start: depth 0 puts the key right after
   # the prefix whatever the phase); the key goes at the one nearest depth * F.
   cycles = np.arange(n_filler // u + 2, dtype=np.int64)
   bounds = (cycles[:, None] * u + (offsets[None, :] - filler_phase) % u).reshape(-1)
   bounds = np.union1d([0], bounds[bounds <= n_filler])               # sorted
   split = int(bounds[np.argmin(np.abs(bounds - depth * n_filler))])  # P
-  stream = np.resize(np.roll(unit, -int(filler_phase)), n_filler)   # [F], cycles through `unit`
+  stream = np.resize(np.roll(unit, -filler_phase), n_filler)        # [F], cycles through `unit`
   tokens = np.concatenate([prefix, stream[:split], key_sentence, stream[split:], question, answer])
   answer_mask = np.zeros(total_tokens, dtype=bool)
   answer_mask[total_tokens - len(answer):] = True
