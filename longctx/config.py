@@ -121,8 +121,9 @@ def base_config() -> ml_collections.ConfigDict:
       # ... spread over each filler span 'uniform' (r per token) or 'geometric' (growing, so each
       # block is written under a memory of about the mass a real long prompt's would hold).
       filler_weight_profile="uniform",
-      # passkey, not in the papers: each training prompt's filler stream starts at a random token
-      # of its cycle, so the text between a late key and the question varies (data/passkey.py).
+      # passkey and S-NIAH's noise haystack, not in the papers: each training prompt's filler
+      # stream starts at a random token of its cycle, so the text between a late key and the
+      # question varies (data/passkey.py, data/niah.py).
       random_filler_phase=False,
       # Fresh-example tasks, not in the papers: from memory_carry_from_step on, each example keeps
       # with probability memory_carry_prob the memory its predecessor in the same batch row left
@@ -440,9 +441,12 @@ def _validate_training(cfg):
     raise ValueError(f"data.filler_weight_profile={cfg.data.filler_weight_profile!r} spreads a "
                      "filler weight, but data.filler_weight_max=1 weights nothing: set "
                      "data.filler_weight_max > 1")
-  if cfg.data.random_filler_phase and cfg.data.task != "passkey":
-    raise ValueError(f"data.random_filler_phase=True shifts the passkey filler; data.task is "
-                     f"{cfg.data.task!r}")
+  if cfg.data.random_filler_phase and not (
+      cfg.data.task == "passkey" or (cfg.data.task == "niah" and cfg.data.niah.haystack == "noise")):
+    raise ValueError("data.random_filler_phase=True shifts the passkey filler or the S-NIAH noise "
+                     f"haystack; data.task is {cfg.data.task!r}"
+                     + (f" with data.niah.haystack={cfg.data.niah.haystack!r}"
+                        if cfg.data.task == "niah" else ""))
   if cfg.train.optimizer not in OPTIMIZERS:
     raise ValueError(f"train.optimizer={cfg.train.optimizer!r} is not one of {OPTIMIZERS}")
   if cfg.train.steps < 0 or cfg.train.lr <= 0 or cfg.train.log_every <= 0:

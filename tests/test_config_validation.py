@@ -42,6 +42,9 @@ def _bad(**changes):
     ({"data.filler_weight_max": 0.5}, "data.filler_weight_max"),
     ({"data.filler_weight_max": 8.0, "model.attention": "bswa"}, "data.filler_weight_max"),
     ({"data.filler_weight_max": 8.0, "data.task": "niah"}, "data.filler_weight_max"),
+    ({"data.random_filler_phase": True, "data.task": "sorting"}, "data.random_filler_phase"),
+    ({"data.random_filler_phase": True, "data.task": "niah", "data.niah.haystack": "files",
+      "data.niah.files": ("essays.txt",)}, "data.niah.haystack='files'"),
     ({"data.seq_len_schedule": ((100, 1000),)}, "data.seq_len_schedule[0]"),   # not a block multiple
     ({"data.seq_len_schedule": ((100, 8192), (100, 16384))}, "data.seq_len_schedule[1]"),
     ({"data.seq_len_schedule": ((0, 8192),)}, "data.seq_len_schedule[0]"),     # step 0: use seq_len
@@ -65,4 +68,5 @@ def test_the_checks_are_not_vacuous():
   validate(_bad(**{"model.attention": "full", "data.seq_len": 1000}))
   validate(_bad(**{"model.d_model": 252, "model.num_heads": 6}))  # head dim 42, even
   validate(_bad(**{"data.seq_len_schedule": ((100, 8192), (200, 16384))}))
+  validate(_bad(**{"data.random_filler_phase": True, "data.task": "niah"}))  # noise haystack
   validate(_bad(**{"data.filler_weight_max": 8.0}))   # passkey + infini: the base config's

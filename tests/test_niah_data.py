@@ -84,3 +84,65 @@ def test_bad_arguments_name_the_field():
     niah.make_haystack("essays")
   with pytest.raises(ValueError, match="total_tokens=50 is too small"):
     niah.eval_example(50, 0.5, "number", seed=1, haystack=NOISE, digits=5)
+
+
+UNIT_TEXT = TOK.decode(NOISE.unit)
+
+
+@pytest.mark.parametrize("phase", [0, 1, 37, len(UNIT_TEXT) - 1])
+def test_the_filler_phase_starts_the_noise_at_that_token_of_its_cycle(phase):
+  ex = niah.niah_prompt(900, 0.5, "passkey", "", "4242", NOISE, filler_phase=phase)
+  assert len(ex.tokens) == 900
+  pieces = niah._pieces("passkey", "", "4242", TOK)
+  prefix_len, needle_len = len(pieces[0]), len(pieces[1])
+  hay = np.concatenate([ex.tokens[prefix_len:ex.needle_start],
+                        ex.tokens[ex.needle_start + needle_len:-(len(pieces[2]) + len(pieces[3]))]])
+  assert (UNIT_TEXT * 40)[phase:].startswith(text(hay))
+  # The needle still sits at a sentence boundary of the shifted noise.
+  assert ex.needle_start == prefix_len or text(ex.tokens[:ex.needle_start]).endswith(".")
+
+
+def test_random_filler_phase_varies_the_text_between_a_late_needle_and_the_question():
+  """At depth 1 the needle ends the haystack; just before it, phase 0 gives every prompt of one
+  length the same tail of noise, the phases give many."""
+  def tail(row):
+    return text(row).split("is the pass key.")[-1].split(" What is the pass key?")[0]
+  fixed = niah.training_batch(np.random.default_rng(0), 48, 1024, ("passkey",), NOISE, 5,
+                              depth_range=(0.97, 0.97))
+  shifted = niah.training_batch(np.random.default_rng(0), 48, 1024, ("passkey",), NOISE, 5,
+                                depth_range=(0.97, 0.97), random_filler_phase=True)
+  assert len({tail(r) for r in fixed["inputs"]}) == 1
+  assert len({tail(r) for r in shifted["inputs"]}) >= 10
+  np.testing.assert_array_equal(fixed["weights"], shifted["weights"])  # the answers' places
+
+
+def test_training_batch_without_random_phase_draws_as_before():
+  """Off, each row is the prompt built from the rng's type, needle and depth draws alone, so
+  earlier runs replay exactly."""
+  rng = np.random.default_rng(7)
+  rows = []
+  for _ in range(4):
+    needle_type = niah.NEEDLE_TYPES[rng.integers(3)]
+    key, value = niah.draw_needle(rng, needle_type, 5)
+    ex = niah.niah_prompt(501, float(rng.uniform(0.0, 1.0)), needle_type, key, value, NOISE, rng)
+    rows.append(ex.tokens[:-1])
+  off = niah.training_batch(np.random.default_rng(7), 4, 500, niah.NEEDLE_TYPES, NOISE, 5)
+  np.testing.assert_array_equal(off["inputs"], np.stack(rows))
+
+
+def test_bad_filler_phases_are_refused(tmp_path):
+  for phase in (-1, len(UNIT_TEXT), 2.0, True):
+    with pytest.raises(ValueError, match="filler_phase"):
+      niah.niah_prompt(900, 0.5, "passkey", "", "4242", NOISE, filler_phase=phase)
+  with pytest.raises(ValueError, match="random_filler_phase"):
+    niah.training_batch(np.random.default_rng(0), 1, 500, ("passkey",), NOISE, 5,
+                        random_filler_phase=1)
+  path = tmp_path / "a.txt"
+  path.write_text(" ".join(f"Sentence {i}." for i in range(400)))
+  files = niah.make_haystack("files", (str(path),))
+  with pytest.raises(ValueError, match="'files' haystack"):
+    niah.niah_prompt(900, 0.5, "passkey", "", "4242", files, np.random.default_rng(0),
+                     filler_phase=3)
+  with pytest.raises(ValueError, match="random_filler_phase=True shifts the noise haystack"):
+    niah.training_batch(np.random.default_rng(0), 1, 500, ("passkey",), files, 5,
+                        random_filler_phase=True)

@@ -294,6 +294,23 @@ def test_the_passkey_source_hands_the_random_filler_phase_to_the_batches():
   np.testing.assert_array_equal(fixed["weights"], shifted["weights"])  # same answers' places
 
 
+def test_the_niah_source_hands_the_random_filler_phase_to_the_batches():
+  def source(on):
+    cfg = smoke_config()
+    cfg.unlock()
+    cfg.data.task = "niah"
+    cfg.data.seq_len = 512  # room for a magic-number needle's template
+    cfg.data.random_filler_phase = on
+    cfg.lock()
+    config_lib.validate(cfg)
+    return sources.make_train_source(cfg)
+  fixed, shifted = source(False).batch(3), source(True).batch(3)
+  assert not np.array_equal(fixed["inputs"], shifted["inputs"])
+  # Row 0's needle is drawn before its phase: the same answer in the same place (later rows draw
+  # from a stream the phase has advanced).
+  np.testing.assert_array_equal(fixed["weights"][0], shifted["weights"][0])
+
+
 def test_random_filler_phase_on_another_task_is_refused():
   cfg = infini_config.get_config("smoke")
   cfg.unlock()

@@ -11,7 +11,8 @@ Needle types (`NEEDLE_TYPES`):
            text? The special magic {number|word} for {key} mentioned in the provided text is"
   key: a random "adjective-noun" pair (RULER draws words the same way).
 Haystacks (`HAYSTACKS`):
-  noise    "The grass is green. The sky is blue. ..." repeated (the passkey filler)
+  noise    "The grass is green. The sky is blue. ..." repeated (the passkey filler), from its start
+           (phase 0) or, in training with random_filler_phase, from a random token of its cycle
   files    text read from local files given by path (e.g. essays, as RULER's Paul Graham
            haystack), joined with newlines; each example reads a window of it at a random offset.
            Files holding fewer tokens than a haystack needs are an error (nothing is repeated).
@@ -143,10 +144,21 @@ class Haystack:
       ends[i] = text.endswith((".", "!", "?", "\n"))
     self._ends_sentence = ends
 
-  def window(self, rng: Optional[np.random.Generator], n: int) -> np.ndarray:
-    """n tokens of haystack: noise from its start, files from a random offset (rng)."""
+  @property
+  def cycle_length(self) -> int:
+    """U, the noise's period in tokens (the range of a filler phase); files have none."""
+    if self.tokens is not None:
+      raise ValueError("a 'files' haystack has no filler cycle (it is read at random offsets)")
+    return len(self.unit)
+
+  def window(self, rng: Optional[np.random.Generator], n: int, filler_phase: int = 0) -> np.ndarray:
+    """n tokens of haystack: noise from token filler_phase of its cycle, files from a random
+    offset (rng)."""
     if self.tokens is None:
-      return np.resize(self.unit, n)
+      return np.resize(np.roll(self.unit, -filler_phase), n)
+    if filler_phase:
+      raise ValueError(f"filler_phase={filler_phase} shifts the noise haystack; a 'files' haystack "
+                       "is already read at random offsets")
     if n > len(self.tokens):
       raise ValueError(f"the haystack files {list(self.files)} hold {len(self.tokens)} tokens; "
                        f"this example needs {n} tokens of haystack (give more or longer files)")
@@ -160,17 +172,23 @@ class Haystack:
 
 
 def niah_prompt(total_tokens: int, depth: float, needle_type: str, key: str, value: str,
-                haystack: Haystack, rng: Optional[np.random.Generator] = None) -> NiahExample:
-  """An S-NIAH example of exactly total_tokens tokens (prompt + answer)."""
+                haystack: Haystack, rng: Optional[np.random.Generator] = None,
+                filler_phase: int = 0) -> NiahExample:
+  """An S-NIAH example of exactly total_tokens tokens (prompt + answer); filler_phase in [0, U):
+  the noise haystack starts at that token of its cycle (0: "The grass is green.")."""
   total_tokens = passkey._check_int(total_tokens, "total_tokens", 1)
   depth = passkey._check_unit(depth, "depth")
+  filler_phase = passkey._check_int(filler_phase, "filler_phase", 0)
+  if filler_phase and filler_phase >= haystack.cycle_length:
+    raise ValueError(f"filler_phase={filler_phase} must be < {haystack.cycle_length} (the noise "
+                     "haystack's cycle length)")
   prefix, needle, question, answer = _pieces(needle_type, key, value, haystack.tokenizer)
   fixed = len(prefix) + len(needle) + len(question) + len(answer)
   if total_tokens < fixed:
     raise ValueError(f"total_tokens={total_tokens} is too small: a {needle_type} needle's prefix, "
                      f"needle, question and answer already take {fixed} tokens")
   n_hay = total_tokens - fixed
-  stream = haystack.window(rng, n_hay)
+  stream = haystack.window(rng, n_hay, filler_phase)
   bounds = haystack.boundaries(stream)
   split = int(bounds[np.argmin(np.abs(bounds - depth * n_hay))])
   tokens = np.concatenate([prefix, stream[:split], needle, stream[split:], question, answer])
@@ -190,16 +208,28 @@ def min_tokens(needle_type: str, digits: int, tokenizer: Tokenizer) -> int:
 
 def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, needle_types,
                    haystack: Haystack, digits: int, depth_range=(0.0, 1.0),
-                   other_weight: float = 0.0) -> dict:
+                   other_weight: float = 0.0, random_filler_phase: bool = False) -> dict:
   """A batch of S-NIAH examples for next-token training (each of seq_len + 1 tokens, a needle type
-  drawn uniformly from needle_types): inputs, targets [B, T] int32, weights [B, T] float32."""
+  drawn uniformly from needle_types): inputs, targets [B, T] int32, weights [B, T] float32.
+
+  random_filler_phase (noise haystack only; not in RULER or Titans): each example's noise starts
+  at a phase drawn uniformly from its cycle, as passkey.training_batch's option of the same name:
+  at phase 0 every prompt of one length ends in the same text between a late needle and the
+  question, a layout a model can learn instead of the retrieval. Off, the draws are as before."""
+  if not isinstance(random_filler_phase, (bool, np.bool_)):
+    raise ValueError(f"random_filler_phase={random_filler_phase!r} must be True or False")
+  if random_filler_phase and haystack.kind != "noise":
+    raise ValueError("random_filler_phase=True shifts the noise haystack; a 'files' haystack is "
+                     "already read at random offsets")
   lo, hi = depth_range
   rows = []
   for _ in range(batch_size):
     needle_type = needle_types[rng.integers(len(needle_types))]
     key, value = draw_needle(rng, needle_type, digits)
-    ex = niah_prompt(seq_len + 1, float(rng.uniform(lo, hi)), needle_type, key, value, haystack,
-                     rng)
+    depth = float(rng.uniform(lo, hi))
+    phase = int(rng.integers(0, haystack.cycle_length)) if random_filler_phase else 0
+    ex = niah_prompt(seq_len + 1, depth, needle_type, key, value, haystack, rng,
+                     filler_phase=phase)
     rows.append(passkey.next_token_arrays(ex.tokens, ex.answer_mask, other_weight))
   return {name: np.stack([r[name] for r in rows]) for name in ("inputs", "targets", "weights")}
 

@@ -100,7 +100,8 @@ class NiahSource:
     n = self.cfg.niah
     out = niah.training_batch(rng, self.cfg.batch_size, seq_len_at(self.cfg, step), tuple(n.needles),
                               self.haystack, n.digits, depth_range=tuple(self.cfg.depth_range),
-                              other_weight=self.cfg.other_weight)
+                              other_weight=self.cfg.other_weight,
+                              random_filler_phase=self.cfg.random_filler_phase)
     out["reset"] = document_resets(self.cfg, step)
     return out
 
