@@ -125,6 +125,9 @@ def base_config() -> ml_collections.ConfigDict:
       # stream starts at a random token of its cycle, so the text between a late key and the
       # question varies (data/passkey.py, data/niah.py).
       random_filler_phase=False,
+      # passkey, not in the papers: probability that a training key sits at depth 1 (in the
+      # answer's block, read locally); uniform depths give that layout ~1% of the time.
+      end_depth_prob=0.0,
       # Fresh-example tasks, not in the papers: from memory_carry_from_step on, each example keeps
       # with probability memory_carry_prob the memory its predecessor in the same batch row left
       # (stop-gradient, as FAM's RSP), so a short prompt is read through a memory that earlier
@@ -447,6 +450,11 @@ def _validate_training(cfg):
                      f"haystack; data.task is {cfg.data.task!r}"
                      + (f" with data.niah.haystack={cfg.data.niah.haystack!r}"
                         if cfg.data.task == "niah" else ""))
+  if not 0.0 <= cfg.data.end_depth_prob <= 1.0:
+    raise ValueError(f"data.end_depth_prob={cfg.data.end_depth_prob} must lie in [0, 1]")
+  if cfg.data.end_depth_prob > 0 and cfg.data.task != "passkey":
+    raise ValueError(f"data.end_depth_prob={cfg.data.end_depth_prob} places passkey keys; "
+                     f"data.task is {cfg.data.task!r}")
   if cfg.train.optimizer not in OPTIMIZERS:
     raise ValueError(f"train.optimizer={cfg.train.optimizer!r} is not one of {OPTIMIZERS}")
   if cfg.train.steps < 0 or cfg.train.lr <= 0 or cfg.train.log_every <= 0:

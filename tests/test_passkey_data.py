@@ -398,3 +398,22 @@ def test_bad_filler_phase_is_refused(phase):
     passkey_prompt(1000, 0.5, "1", TOK, filler_phase=phase)
   with pytest.raises(ValueError, match="random_filler_phase"):
     training_batch(np.random.default_rng(0), 1, 600, 5, random_filler_phase=1)
+
+
+def test_end_depth_prob_puts_that_share_of_keys_in_the_answers_block():
+  """Uniform depths almost never give the evaluator's depth-1 layout (the key sentence in the
+  answer's block); end_depth_prob p gives it to about p of the prompts, and 0 draws as before."""
+  def local_share(batch, block=128):
+    # bytes: character = token index; the key sentence's middle in the answer's block
+    rows = [TOK.decode(r) for r in batch["inputs"]]
+    return np.mean([r.rindex(". Remember it.") // block == (len(r) - 1) // block for r in rows])
+  uniform = training_batch(np.random.default_rng(3), 200, 2048, 5, random_filler_phase=True)
+  ended = training_batch(np.random.default_rng(3), 200, 2048, 5, random_filler_phase=True,
+                         end_depth_prob=0.5)
+  assert local_share(uniform) < 0.05
+  assert 0.35 < local_share(ended) < 0.65
+  off = training_batch(np.random.default_rng(3), 4, 600, 5, end_depth_prob=0.0)
+  np.testing.assert_array_equal(off["inputs"], training_batch(np.random.default_rng(3), 4, 600, 5)["inputs"])
+  for bad in (-0.1, 1.5, True, "0.5"):
+    with pytest.raises(ValueError, match="end_depth_prob"):
+      training_batch(np.random.default_rng(0), 1, 600, 5, end_depth_prob=bad)

@@ -318,3 +318,20 @@ def test_random_filler_phase_on_another_task_is_refused():
   cfg.data.task = "sorting"
   with pytest.raises(ValueError, match=r"data\.random_filler_phase=True shifts the passkey filler"):
     config_lib.validate(cfg)
+
+
+def test_the_passkey_source_hands_end_depth_prob_to_the_batches_and_other_tasks_refuse_it():
+  def source(p):
+    cfg = smoke_config()
+    cfg.unlock()
+    cfg.data.end_depth_prob = p
+    cfg.lock()
+    config_lib.validate(cfg)
+    return sources.make_train_source(cfg)
+  assert not np.array_equal(source(0.0).batch(2)["inputs"], source(1.0).batch(2)["inputs"])
+  cfg = infini_config.get_config("smoke")
+  cfg.unlock()
+  cfg.data.end_depth_prob = 0.3
+  cfg.data.task = "sorting"
+  with pytest.raises(ValueError, match=r"data\.end_depth_prob=0\.3 places passkey keys"):
+    config_lib.validate(cfg)

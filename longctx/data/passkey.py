@@ -271,7 +271,7 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
                    depth_range=(0.0, 1.0), other_weight: float = 0.0,
                    tokenizer: Optional[Tokenizer] = None, filler_weight_max: float = 1.0,
                    filler_weight_profile: str = "uniform",
-                   random_filler_phase: bool = False) -> dict:
+                   random_filler_phase: bool = False, end_depth_prob: float = 0.0) -> dict:
   """A batch of passkey examples for next-token training; deterministic given the rng's state.
 
   Each example has exactly seq_len + 1 tokens, a fresh random key of key_len digits and a depth
@@ -290,6 +290,11 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
   random_filler_phase: each example's filler stream starts at a phase drawn uniformly from the
   filler cycle (passkey_prompt's filler_phase), so the layout between a late key and the question
   is not the same in every prompt of one length. Off, the rng draws exactly what it drew before.
+  end_depth_prob: each example's depth is 1 (the key sentence right before the question, in the
+  answer's own block: a read of the local attention alone) with this probability, else drawn
+  from depth_range. Uniform depths make that layout ~1% of the prompts (the key must start in the
+  last block's first few tokens); the evaluator's depth-1 column is all of it. Not in the
+  papers; 0 draws exactly what it drew before.
   """
   _check_rng(rng)
   batch_size = _check_int(batch_size, "batch_size", 1)
@@ -316,10 +321,15 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
                      f"needs seq_len + 1 >= {needed} tokens")
   if not isinstance(random_filler_phase, (bool, np.bool_)):
     raise ValueError(f"random_filler_phase={random_filler_phase!r} must be True or False")
+  if not (isinstance(end_depth_prob, (int, float, np.integer, np.floating))
+          and not isinstance(end_depth_prob, bool) and 0.0 <= end_depth_prob <= 1.0):
+    raise ValueError(f"end_depth_prob={end_depth_prob!r} must be a number in [0, 1]")
   cycle = filler_cycle_length(tokenizer)
   rows = []
   for _ in range(batch_size):
     depth = float(rng.uniform(lo, hi))
+    if end_depth_prob > 0 and rng.uniform() < end_depth_prob:
+      depth = 1.0
     key = random_key(rng, key_len)
     phase = int(rng.integers(0, cycle)) if random_filler_phase else 0
     ex = passkey_prompt(seq_len + 1, depth, key, tokenizer, filler_phase=phase)

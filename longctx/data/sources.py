@@ -62,7 +62,8 @@ class PasskeySource:
                                                     if step >= self.cfg.filler_weight_from_step
                                                     else 1.0),
                                  filler_weight_profile=self.cfg.filler_weight_profile,
-                                 random_filler_phase=self.cfg.random_filler_phase)
+                                 random_filler_phase=self.cfg.random_filler_phase,
+                                 end_depth_prob=self.cfg.end_depth_prob)
     out["reset"] = document_resets(self.cfg, step)
     return out
 
