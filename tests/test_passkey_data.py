@@ -401,7 +401,7 @@ def test_bad_filler_phase_is_refused(phase):
 
 
 def test_end_depth_prob_puts_that_share_of_keys_in_the_answers_block():
-  """Uniform depths almost never give the evaluator's depth-1 layout (the key sentence in the
+  """Uniform depths rarely give the evaluator's depth-1 layout at 2K (the key sentence in the
   answer's block); end_depth_prob p gives it to about p of the prompts, and 0 draws as before."""
   def local_share(batch, block=128):
     # bytes: character = token index; the key sentence's middle in the answer's block
