@@ -281,29 +281,27 @@ def test_a_filler_profile_without_a_filler_weight_is_refused():
   config_lib.finalize(cfg)  # with a weight it is accepted
 
 
+def _smoke_source(**data_fields):
+  """The training source of the smoke config with data.<field> = value set (and validated)."""
+  cfg = smoke_config()
+  cfg.unlock()
+  cfg.data.update(data_fields)
+  cfg.lock()
+  config_lib.validate(cfg)
+  return sources.make_train_source(cfg)
+
+
 def test_the_passkey_source_hands_the_random_filler_phase_to_the_batches():
-  def source(on):
-    cfg = smoke_config()
-    cfg.unlock()
-    cfg.data.random_filler_phase = on
-    cfg.lock()
-    return sources.make_train_source(cfg)
-  fixed, shifted = source(False).batch(3), source(True).batch(3)
+  fixed = _smoke_source(random_filler_phase=False).batch(3)
+  shifted = _smoke_source(random_filler_phase=True).batch(3)
   assert fixed["inputs"].shape == shifted["inputs"].shape
   assert not np.array_equal(fixed["inputs"], shifted["inputs"])
   np.testing.assert_array_equal(fixed["weights"], shifted["weights"])  # same answers' places
 
 
 def test_the_niah_source_hands_the_random_filler_phase_to_the_batches():
-  def source(on):
-    cfg = smoke_config()
-    cfg.unlock()
-    cfg.data.task = "niah"
-    cfg.data.seq_len = 512  # room for a magic-number needle's template
-    cfg.data.random_filler_phase = on
-    cfg.lock()
-    config_lib.validate(cfg)
-    return sources.make_train_source(cfg)
+  def source(on):  # seq_len 512: room for a magic-number needle's template
+    return _smoke_source(task="niah", seq_len=512, random_filler_phase=on)
   fixed, shifted = source(False).batch(3), source(True).batch(3)
   assert not np.array_equal(fixed["inputs"], shifted["inputs"])
   # Row 0's needle is drawn before its phase: the same answer in the same place (later rows draw
@@ -321,14 +319,8 @@ def test_random_filler_phase_on_another_task_is_refused():
 
 
 def test_the_passkey_source_hands_end_depth_prob_to_the_batches_and_other_tasks_refuse_it():
-  def source(p):
-    cfg = smoke_config()
-    cfg.unlock()
-    cfg.data.end_depth_prob = p
-    cfg.lock()
-    config_lib.validate(cfg)
-    return sources.make_train_source(cfg)
-  assert not np.array_equal(source(0.0).batch(2)["inputs"], source(1.0).batch(2)["inputs"])
+  assert not np.array_equal(_smoke_source(end_depth_prob=0.0).batch(2)["inputs"],
+                            _smoke_source(end_depth_prob=1.0).batch(2)["inputs"])
   cfg = infini_config.get_config("smoke")
   cfg.unlock()
   cfg.data.end_depth_prob = 0.3

@@ -46,6 +46,8 @@ def main():
   from longctx.data.tokenizers import ByteTokenizer
 
   cfg, graphdef, params, _ = load_model(args.config, args.set, args.workdir)
+  if cfg.data.tokenizer != "bytes":  # the layout below counts characters as tokens
+    sys.exit(f"data.tokenizer={cfg.data.tokenizer!r}: this probe needs the byte tokenizer")
   block = cfg.model.block_len
   tok = ByteTokenizer()
   streamer = evaluate.Streamer(graphdef, cfg.model, cfg.evals.passkey.chunk_blocks)
