@@ -19,6 +19,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -143,6 +144,20 @@ def contraction_positions(num_samples: int, num_new: int, tau: float):
 def first_fit_positions(num_new: int):
   """Positions of the first fit of an empty memory: (i + 0.5) / P spread over [0, 1] (official)."""
   return (jnp.arange(num_new, dtype=jnp.float32) + 0.5) / num_new
+
+
+def contraction_shares(num_blocks: int, tau: float):
+  """[num_blocks] share of [0, 1] that each written block (oldest first) spans in the memory signal
+  after uniform-sampling contractions with a fixed tau: the first fit spans all of [0, 1] and every
+  contraction squeezes the old signal by tau, so a block written a contractions ago spans
+  (1 - tau) tau^a and the first tau^(num_blocks - 1). A reader with a flat density over [0, 1]
+  therefore weighs the past as an exponential moving average over blocks (numpy; sums to 1)."""
+  if num_blocks < 1 or not 0.0 < tau < 1.0:
+    raise ValueError(f"contraction_shares: need num_blocks >= 1 and 0 < tau < 1, got {num_blocks}, {tau}")
+  age = num_blocks - 1 - np.arange(num_blocks)
+  shares = (1.0 - tau) * tau ** age.astype(np.float64)
+  shares[0] = tau ** (num_blocks - 1)
+  return shares
 
 
 def contract(coeffs, sample_t, new_x, contraction_operator, centres, widths):
