@@ -1,12 +1,15 @@
 """The sorting bar's table over training seeds: each model evaluated at its own training length.
 
 Reads `<dir>/<run>_<L>/sorting.json` as written by `run_sorting_bar.sh` (one directory per seed) and,
-optionally, earlier seeds transcribed from README.md (`sorting_seeds_0_1.json`: attempts 4-5, whose
-run directories are gone). Prints per seed and run the accuracy at each length, the change from the
-shortest length, then the mean and standard error over seeds of each, and sticky minus uniform.
+optionally, earlier seeds transcribed from README.md (`--prior`, repeatable: `sorting_seeds_0_1.json`
+holds attempts 4-5, `sorting_seed_2.json` attempt 6; their run directories are gone). Prints per seed
+and run the accuracy at each length, the change from the shortest length, then the mean and standard
+error over seeds of each, sticky minus uniform, and the bar's first clause paired by seed:
+infinity-former's change from the shortest length minus Transformer-XL's (> 0: it falls more slowly).
 
-  python experiments/infinity_former/summarize_sorting.py runs/s12/sort_seed2 runs/s12/sort_seed3 \
-      --prior experiments/infinity_former/sorting_seeds_0_1.json
+  python experiments/infinity_former/summarize_sorting.py runs/s27/sort_seed3 \
+      --prior experiments/infinity_former/sorting_seeds_0_1.json \
+      --prior experiments/infinity_former/sorting_seed_2.json --lengths 256,512,1024
 """
 import argparse
 import json
@@ -37,15 +40,18 @@ def read_seed_dir(path, lengths):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("dirs", nargs="*", help="one run_sorting_bar.sh output directory per seed")
-  parser.add_argument("--prior", help="JSON of earlier seeds: {seed: {run: {length: accuracy %}}}")
+  parser.add_argument("--prior", action="append", default=[],
+                      help="JSON of earlier seeds: {seed: {run: {length: accuracy %}}} (repeatable)")
   parser.add_argument("--lengths", default="256,512,1024,2048")
   args = parser.parse_args()
   lengths = [int(x) for x in args.lengths.split(",")]
   seeds = {}
-  if args.prior:
-    for seed, runs in json.load(open(args.prior)).items():
+  for prior in args.prior:
+    for seed, runs in json.load(open(prior)).items():
       if seed.startswith("_"):
         continue   # comments
+      if seed in seeds:
+        parser.error(f"{prior}: seed {seed} is already given by an earlier --prior")
       seeds[seed] = {run: {int(k): v for k, v in cells.items()} for run, cells in runs.items()}
   for d in args.dirs:
     seeds[os.path.basename(os.path.normpath(d))] = read_seed_dir(d, lengths)
@@ -91,6 +97,17 @@ def main():
     if diffs:
       m, se = mean_and_se(diffs)
       print(f"  {n:>5}: " + " ".join(f"{x:+.1f}" for x in diffs) + f"  mean {m:+.1f} +- {se:.1f}")
+
+  print("\ninfinity-former's change minus Transformer-XL's, paired by seed (> 0: falls more slowly):")
+  for run in ("inf", "inf_sticky"):
+    for n in lengths[1:]:
+      diffs = [(t[run][n] - t[run][lengths[0]]) - (t["xl"][n] - t["xl"][lengths[0]])
+               for t in seeds.values()
+               if all(m in t.get(run, {}) and m in t.get("xl", {}) for m in (lengths[0], n))]
+      if diffs:
+        m, se = mean_and_se(diffs)
+        print(f"  {NAMES[run]}, {lengths[0]} -> {n}: " + " ".join(f"{x:+.1f}" for x in diffs)
+              + f"  mean {m:+.1f} +- {se:.1f}; {sum(x > 0 for x in diffs)} of {len(diffs)} seeds > 0")
 
 
 if __name__ == "__main__":
