@@ -14,15 +14,7 @@ OUT=${1:?output dir}; BASE=${2:-1500}; FT=${3:-300}; LENGTHS=${4:-"256 512 1024"
 PY=${PYTHON:-python}; SEED=${SEED:-0}; SAMPLES=${SAMPLES:-1024}; RUNS=${RUNS:-"xl cmp inf inf_sticky"}
 DIAG=${DIAG:-0}
 mkdir -p "$OUT"
-# Compile-time flags (as tests/conftest.py): on a small CPU, compiling dominates short runs.
-export XLA_FLAGS="--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
-COMMON="--config.train.lr=3e-3 --config.train.warmup_steps=50 --config.train.log_every=50
-  --config.train.time_limit_minutes=0 --config.data.batch_size=16
-  --config.train.seed=$SEED --config.data.seed=$SEED --config.model.block_len=64
-  --config.model.infinity_former.num_basis=64 --config.model.infinity_former.num_samples=64
-  --config.model.infinity_former.num_bins=32 --config.model.infinity_former.basis_widths=(0.02,0.05)
-  --config.model.compressive.compressed_len=64 --config.checkpoint.every_steps=100
-  --config.evals.sorting.samples=$SAMPLES --config.evals.sorting.batch_size=64"
+source "$(dirname "$0")/sorting_flags.sh"   # XLA_FLAGS and COMMON
 eval_lengths() { if [ "$DIAG" = 1 ]; then echo "($1,)"; else echo "(256,512,1024,2048)"; fi; }
 for RUN in $RUNS; do
   case $RUN in

@@ -8,14 +8,7 @@
 set -u
 D=${1:?seed dir}; SEED=${2:?seed}; OUT=${3:?output dir}; LENGTHS=${4:-"512 1024"}
 BASE=${5:-1500}; FT=${6:-300}; PY=${PYTHON:-python}
-export XLA_FLAGS="--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
-COMMON="--config.train.lr=3e-3 --config.train.warmup_steps=50 --config.train.log_every=50
-  --config.train.time_limit_minutes=0 --config.data.batch_size=16
-  --config.train.seed=$SEED --config.data.seed=$SEED --config.model.block_len=64
-  --config.model.infinity_former.num_basis=64 --config.model.infinity_former.num_samples=64
-  --config.model.infinity_former.num_bins=32 --config.model.infinity_former.basis_widths=(0.02,0.05)
-  --config.model.compressive.compressed_len=64 --config.checkpoint.every_steps=100
-  --config.evals.sorting.samples=${SAMPLES:-1024} --config.evals.sorting.batch_size=64"
+source "$(dirname "$0")/sorting_flags.sh"   # XLA_FLAGS and COMMON
 mkdir -p "$OUT"
 for L in $LENGTHS; do
   if [ "$L" = 256 ]; then SCHED="()"; else SCHED="(($BASE,$L),)"; fi
