@@ -32,6 +32,8 @@ def contraction_weights(seq_len: int, num_symbols: int, block: int, tau: float) 
 def reference_accuracy(inputs: np.ndarray, window: int, weights=None) -> float:
   """inputs [N, L] evaluation inputs; window: symbols counted (0 = all) before the separator;
   weights [T] (optional, with window 0): a weight per symbol position instead of 1."""
+  if weights is not None and window:
+    raise ValueError("reference_accuracy: weights count the whole sequence; give window 0 with them")
   t = inputs.shape[1] - sorting.TARGET_LEN
   hits = []
   for row in inputs:
@@ -39,7 +41,7 @@ def reference_accuracy(inputs: np.ndarray, window: int, weights=None) -> float:
     # The answer's targets: the sorted symbols (inputs after the separator + the last target).
     truth = sorting.sorted_by_count(symbols)
     counted = symbols[-window:] if window else symbols
-    counts = np.bincount(counted, weights=None if window else weights,
+    counts = np.bincount(counted, weights=weights,
                          minlength=sorting.NUM_SYMBOLS).astype(np.float64)
     emitted = np.zeros(sorting.NUM_SYMBOLS, bool)
     for i in range(sorting.TARGET_LEN):

@@ -2,14 +2,15 @@
 
 Reads `<dir>/<run>_<L>/sorting.json` as written by `run_sorting_bar.sh` (one directory per seed) and,
 optionally, earlier seeds transcribed from README.md (`--prior`, repeatable: `sorting_seeds_0_1.json`
-holds attempts 4-5, `sorting_seed_2.json` attempt 6; their run directories are gone). Prints per seed
-and run the accuracy at each length, the change from the shortest length, then the mean and standard
-error over seeds of each, sticky minus uniform, and the bar's first clause paired by seed:
+holds attempts 4-5, `sorting_seed_2.json` attempt 6, `sorting_seed_3.json` attempt 7; their run
+directories are gone). Prints per seed and run the accuracy at each length, the change from the
+shortest length, then the mean and standard error over seeds of each, sticky minus uniform, and the bar's first clause paired by seed:
 infinity-former's change from the shortest length minus Transformer-XL's (> 0: it falls more slowly).
 
-  python experiments/infinity_former/summarize_sorting.py runs/s27/sort_seed3 \
+  python experiments/infinity_former/summarize_sorting.py runs/NEW_SEED_DIR --lengths 256,512,1024 \
       --prior experiments/infinity_former/sorting_seeds_0_1.json \
-      --prior experiments/infinity_former/sorting_seed_2.json --lengths 256,512,1024
+      --prior experiments/infinity_former/sorting_seed_2.json \
+      --prior experiments/infinity_former/sorting_seed_3.json
 """
 import argparse
 import json
