@@ -84,6 +84,11 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
           # loop can diverge: hence max_grad_norm above.
           theta_bias=0.0, eta_bias=1.0, alpha_bias=-8.0,
           normalize_values=True,  # l2-normalise v like k (stability; see layers/titans.py)
+          # MAC writes its memory with the attention output y (eq. 24), the one memory input that
+          # no pre-norm reaches: RMSNorm(y) feeds the write, the read-again and the gates. Off,
+          # a trained MAC's y grew to RMS 7.5, saturated eta at 1 (momentum that never decays),
+          # and the memory weights grew without bound (experiments/titans/README.md, attempt 8).
+          mac_write_norm=True,
           remat_chunks=True,      # recompute per-token memory weights in the backward pass
       ),
       # Memorizing Transformer: kNN memory of `capacity` (k, v) pairs per head (a multiple of

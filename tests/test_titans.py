@@ -139,10 +139,12 @@ def np_mac(p, x, positions):
         w = np.exp(logits - logits.max())
         att[i, hh] = (w / w.sum()) @ v[visible, hh]
     y = att.reshape(L, DM) @ p["out"]["kernel"]
-    # (24) write the attention output; (25) read again after each write, then gate
-    k2, v2 = mem.keys_values(y)
-    reads = mem.write_read(k2, v2, mem.queries(y, "q_out"), *mem.gates(y))
-    m = mem.readout(reads, y)
+    # (24) write the attention output, RMS-normalised (mac_write_norm); (25) read again after
+    # each write, then gate
+    u = ref.rmsnorm(y, p["write_norm"]["scale"]) if "write_norm" in p else y
+    k2, v2 = mem.keys_values(u)
+    reads = mem.write_read(k2, v2, mem.queries(u, "q_out"), *mem.gates(u))
+    m = mem.readout(reads, u)
     out.append(np_output_gate(p["gate"], y, m))
   return np.concatenate(out)
 
@@ -156,6 +158,23 @@ def test_mac_follows_equations_21_to_25_in_order(output_gate):
   for b in range(B):
     expected = np_mac(p, np.asarray(x[b], np.float64), np.arange(x.shape[1]))
     np.testing.assert_allclose(np.asarray(y[b]), expected, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("write_norm", [True, False])
+def test_mac_memory_write_is_invariant_to_the_scale_of_the_attention_output(write_norm):
+  """With mac_write_norm the memory sees RMSNorm(y): scaling the attention's output projection
+  (so y) by 20 leaves the memory state unchanged; without it the gates and the write move."""
+  graphdef, state = make_layer("mac", mac_write_norm=write_norm)
+  x = inputs(2, t=2 * L)
+  _, mem = fresh(graphdef, state, x)
+  model = nnx.merge(graphdef, state)
+  model.out.kernel[...] = model.out.kernel[...] * 20.0
+  _, mem2 = fresh(*nnx.split(model), x)
+  diff = max(float(jnp.abs(a - b).max()) for a, b in zip(mem["weights"], mem2["weights"]))
+  if write_norm:
+    assert diff < 1e-4, diff
+  else:
+    assert diff > 1e-3, diff
 
 
 def test_mac_writes_the_attention_output_not_the_input():

@@ -4,6 +4,10 @@ with respect to each parameter family, summed over layers, for each variant.
 
   python experiments/titans/probe_gradients.py --variants=lmm,mag,mal,mac
   python experiments/titans/probe_gradients.py --variants=mag --set model.titans.output_gate=mix
+  python experiments/titans/probe_gradients.py --variants=mac --workdir=runs/niah_titans_mac
+
+With --workdir the parameters are the latest checkpoint there (one variant), not the initial ones:
+where a trained run's gradient-norm spikes come from.
 
 Families: memory/<name> (W_Q, W_K, W_V, the initial weights W_0, the gates, the read-out), the
 layer's other parts (attention, gate (x), persistent tokens, mlp, norms), embed and lm_head.
@@ -35,7 +39,10 @@ def main():
   parser.add_argument("--length", type=int, default=512)
   parser.add_argument("--prompts", type=int, default=8)
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+  parser.add_argument("--workdir", default=None, help="restore the latest checkpoint from here")
   args = parser.parse_args()
+  if args.workdir and "," in args.variants:
+    parser.error("--workdir holds one model: give one variant in --variants")
 
   import jax
   import jax.numpy as jnp
@@ -45,7 +52,8 @@ def main():
 
   results = {}
   for variant in args.variants.split(","):
-    cfg, graphdef, params, _ = load_model(f"configs/niah/titans_{variant}.py:cpu", args.set)
+    cfg, graphdef, params, _ = load_model(f"configs/niah/titans_{variant}.py:cpu", args.set,
+                                          args.workdir)
     batch = niah_depth0_batch(cfg, args.length, args.prompts)
     memory = nnx.merge(graphdef, params).init_memory(args.prompts)
     grads = jax.jit(jax.grad(
@@ -54,6 +62,7 @@ def main():
     for path, leaf in jax.tree_util.tree_leaves_with_path(grads):
       name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
       sums[family(name)] = sums.get(family(name), 0.0) + float(jnp.sum(jnp.square(leaf)))
+    sums["(total)"] = sum(sums.values())
     results[variant] = {k: v ** 0.5 for k, v in sums.items()}
 
   names = sorted({k for r in results.values() for k in r})

@@ -21,7 +21,9 @@ Decisions (papers.md 2(e) items 4-5; exposed in model.titans):
 - MAC causality: h_j is computed from segment token j's query, so token i sees h_j only for
   j <= i (a full mask over h, as in Fig. 3a read literally, would let token i read its future
   tokens' queries; Titans-NNX has this leak, implementations.md 1.2). N_l = L retrieved tokens;
-  the memory is written with the outputs at the segment positions only; the read-again at token
+  the memory is written with the outputs at the segment positions only, RMS-normalised
+  (`mac_write_norm`, the default: in the pre-norm decoder y is the only memory input no norm
+  reaches, and an unnormalised y saturated the gates in training); the read-again at token
   i uses the weights after token i's write (chunked as in ops/neural_memory.py), so it is causal;
   MAC's queries for retrieval and for the read-again share W_Q but not the convolution tail;
 - positions: segment keys and h_j are rotated at token j's position; persistent keys at the
@@ -89,6 +91,8 @@ class MemoryAsContext(QKVAttention):
     self.memory = NeuralMemory(d_model, num_heads, opts, dtype=dtype, rngs=rngs)
     self.persistent = _persistent_param(opts.persistent_tokens, d_model, rngs)
     self.gate = OutputGate(d_model, opts.output_gate, dtype=dtype, rngs=rngs)
+    self.write_norm = (nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs) if opts.mac_write_norm
+                       else None)
 
   def init_memory(self, batch: int):
     return self.memory.init_state(batch, self.STREAMS)
@@ -122,9 +126,10 @@ class MemoryAsContext(QKVAttention):
     memory = reset_memory(memory, self.init_memory(x.shape[0]), reset)
     retrieved, memory = self.retrieve(x, memory)                     # (21)
     y = self.attend(x, retrieved, positions)                         # (22)-(23)
-    q_out, memory = self.memory.queries(y, memory, "q_out")
-    reads, memory = self.memory.write_read(y, q_out, memory)        # (24), then M*_t(y)
-    return self.gate(y, self.memory.readout(reads, y)), memory      # (25)
+    u = self.write_norm(y) if self.write_norm is not None else y     # the memory's input
+    q_out, memory = self.memory.queries(u, memory, "q_out")
+    reads, memory = self.memory.write_read(u, q_out, memory)        # (24), then M*_t(y)
+    return self.gate(y, self.memory.readout(reads, u)), memory      # (25)
 
 
 class _WindowedTitans(nnx.Module):
