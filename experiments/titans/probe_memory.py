@@ -1,7 +1,9 @@
 """How alive is a trained Titans model's neural memory? Runs S-NIAH evaluation prompts through the
 model block by block and prints, per layer, the largest |entry| of each memory weight matrix at the
 end of the prompt, beside the same for the learned initial weights W_0, and the gates' mean
-values (theta, eta, alpha) over the prompt's tokens.
+and largest values (theta, eta, alpha) per layer over the prompt's tokens. An eta of 1 is
+momentum that never decays: the weights then grow with the prompt's length (attempt 8 in
+experiments/titans/README.md).
 
   python experiments/titans/probe_memory.py --workdir=runs/s9/niah/mac_clip \
       --config=configs/niah/titans_mac.py:cpu --length=1024
@@ -40,7 +42,8 @@ def main():
 
   def recording_gates(self, x):
     out = original_gates(self, x)
-    jax.debug.callback(lambda *g: gates.append([float(np.mean(a)) for a in g]), *out)
+    jax.debug.callback(lambda *g: gates.append([(float(np.mean(a)), float(np.max(a))) for a in g]),
+                       *out)
     return out
   NeuralMemory.gates = recording_gates
 
@@ -63,10 +66,13 @@ def main():
       print(f"  end of prompt {name}: max |W| = {float(jnp.abs(leaf).max()):.3g}")
   for name, w0 in initial.items():
     print(f"  learned W_0 {name}: max |W_0| = {np.abs(w0).max():.3g}")
-  g = np.array(gates)
-  if len(g):
-    print(f"  gates over all calls (mean): theta {g[:, 0].mean():.3g}, eta {g[:, 1].mean():.3g}, "
-          f"alpha {g[:, 2].mean():.3g}")
+  g = np.array(gates)      # [calls, (theta, eta, alpha), (mean, max)]; calls cycle over layers
+  layers = cfg.model.num_layers
+  for i in range(layers if len(g) % layers == 0 else 0):
+    c = g[i::layers]
+    print(f"  layer {i} gates, mean / max: theta {c[:, 0, 0].mean():.3g} / {c[:, 0, 1].max():.3g}, "
+          f"eta {c[:, 1, 0].mean():.3g} / {c[:, 1, 1].max():.3g}, "
+          f"alpha {c[:, 2, 0].mean():.3g} / {c[:, 2, 1].max():.3g}")
 
 
 if __name__ == "__main__":
