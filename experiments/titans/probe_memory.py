@@ -68,6 +68,8 @@ def main():
     print(f"  learned W_0 {name}: max |W_0| = {np.abs(w0).max():.3g}")
   g = np.array(gates)      # [calls, (theta, eta, alpha), (mean, max)]; calls cycle over layers
   layers = cfg.model.num_layers
+  if len(g) % layers:
+    print(f"  {len(g)} gate calls do not split over {layers} layers: per-layer gates not shown")
   for i in range(layers if len(g) % layers == 0 else 0):
     c = g[i::layers]
     print(f"  layer {i} gates, mean / max: theta {c[:, 0, 0].mean():.3g} / {c[:, 0, 1].max():.3g}, "
