@@ -72,6 +72,11 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
           # 1 / (1 - eta); with one repeated token (tests/test_neural_memory.py) it diverges at
           # theta 0.1 for eta >= 0.5 and at 0.02 only for eta >= 0.85. The paper gives no value.
           max_lr=0.02,
+          # eta_t = max_momentum * sigmoid(.), as max_lr caps theta; 1.0 = the paper's gate (no
+          # cap). Not in the paper. A trained MAC reached eta 0.998 (momentum that barely decays,
+          # amplifying each step by up to 1 / (1 - eta)); a cap below 1 bounds that amplification
+          # whatever the learned scales do (experiments/titans/README.md, attempt 8).
+          max_momentum=1.0,
           # Clip each token's inner-loop gradient (all memory layers together) to this norm; 0 =
           # off. Not in the paper (LUCID's max_grad_norm); without it MAC hit NaN losses on S-NIAH
           # at alpha_bias -7/-8 (steps 103, 364). experiments/titans/README.md.
@@ -318,6 +323,8 @@ def _validate_titans(model, field):
     raise ValueError(f"{field}.max_grad_norm={t.max_grad_norm} must be >= 0 (0 = no clip)")
   if not t.max_lr > 0:
     raise ValueError(f"{field}.max_lr={t.max_lr} must be > 0")
+  if not 0 < t.max_momentum <= 1:
+    raise ValueError(f"{field}.max_momentum={t.max_momentum} must be in (0, 1] (1 = no cap)")
 
 
 

@@ -76,7 +76,8 @@ def weights(state):
 
 @pytest.mark.parametrize("opts", [dict(), dict(memory_depth=1, momentum=False, decay=False),
                                   dict(conv=False, normalize_values=False, chunk_size=4),
-                                  dict(max_grad_norm=0.3)])   # below most tokens' norms: clips
+                                  dict(max_grad_norm=0.3),   # below most tokens' norms: clips
+                                  dict(max_momentum=0.5)])
 def test_lmm_layer_matches_token_by_token_reference(opts):
   graphdef, state = make_layer("lmm", **opts)
   x = inputs()
@@ -88,7 +89,8 @@ def test_lmm_layer_matches_token_by_token_reference(opts):
                         momentum=opts.get("momentum", True), decay=opts.get("decay", True),
                         conv=opts.get("conv", True),
                         normalize_values=opts.get("normalize_values", True),
-                        max_grad_norm=opts.get("max_grad_norm", 0.0))
+                        max_grad_norm=opts.get("max_grad_norm", 0.0),
+                        max_momentum=opts.get("max_momentum", 1.0))
     q = mem.queries(xb)
     k, v = mem.keys_values(xb)
     reads = mem.write_read(k, v, q, *mem.gates(xb))
@@ -330,7 +332,8 @@ def test_memory_stays_finite_over_a_thousand_chunks_in_the_layer():
 
 @pytest.mark.parametrize("field,value", [("variant", "mad"), ("chunk_size", 3),
                                          ("gates", "block"), ("memory_depth", 0),
-                                         ("max_grad_norm", -1.0), ("output_gate", "tanh")])
+                                         ("max_grad_norm", -1.0), ("output_gate", "tanh"),
+                                         ("max_momentum", 0.0), ("max_momentum", 1.5)])
 def test_bad_titans_config_names_the_field(field, value):
   with pytest.raises(ValueError, match=f"model.titans.{field}"):
     tiny_model_config(attention="titans", titans={"chunk_size": CHUNK, field: value})

@@ -120,8 +120,9 @@ class MemoryRef:
   state a fresh memory starts from."""
 
   def __init__(self, p, heads, chunk, max_lr, momentum=True, decay=True, conv=True,
-               normalize_values=True, max_grad_norm=0.0):
+               normalize_values=True, max_grad_norm=0.0, max_momentum=1.0):
     self.p, self.h, self.chunk, self.max_lr = p, heads, chunk, max_lr
+    self.max_momentum = max_momentum
     self.max_grad_norm = max_grad_norm
     self.normalize_values = normalize_values
     self.momentum, self.decay, self.conv = momentum, decay, conv
@@ -147,7 +148,7 @@ class MemoryRef:
   def gates(self, x):
     lin = lambda n: x @ self.p[n]["kernel"] + self.p[n]["bias"]
     theta = self.max_lr * sigmoid(lin("theta"))
-    eta = sigmoid(lin("eta")) if self.momentum else np.zeros_like(theta)
+    eta = self.max_momentum * sigmoid(lin("eta")) if self.momentum else np.zeros_like(theta)
     alpha = sigmoid(lin("alpha")) if self.decay else np.zeros_like(theta)
     return theta, eta, alpha                                      # [T, H]
 

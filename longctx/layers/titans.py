@@ -12,7 +12,9 @@ silu(conv(x W_V)) split into H heads of D; one memory per head and example; the 
 longctx/ops/neural_memory.py. Output: W_O (RMSNorm_head(M(q)) * silu(x W_G)).
 
 Decisions where the paper is silent (papers.md 2(e); all exposed in model.titans):
-- gates: theta_t = max_lr * sigmoid(x_t w_theta + b_theta), eta_t = sigmoid(x_t w_eta + b_eta),
+- gates: theta_t = max_lr * sigmoid(x_t w_theta + b_theta),
+  eta_t = max_momentum * sigmoid(x_t w_eta + b_eta) (max_momentum 1, the default, is the paper's
+  gate; below 1 it caps momentum's amplification 1 / (1 - eta) of a step),
   alpha_t = sigmoid(x_t w_alpha + b_alpha), one value per head and token (`gates='token'`, the
   paper's experiments). `gates='chunk'` shares them in a chunk (the LTI speed-up of Sec. 3.2);
   they are then computed from the chunk's FIRST token, not the chunk mean as in LUCID, whose
@@ -65,6 +67,7 @@ class NeuralMemory(nnx.Module):
     self.use_momentum, self.use_decay = opts.momentum, opts.decay
     self.conv_width = opts.conv_width if opts.conv else 0
     self.max_lr = opts.max_lr
+    self.max_momentum = opts.max_momentum
     self.max_grad_norm = opts.max_grad_norm
     self.remat_chunks = opts.remat_chunks
     self.normalize_values = opts.normalize_values
@@ -142,7 +145,7 @@ class NeuralMemory(nnx.Module):
     sig = lambda lin: jax.nn.sigmoid(lin(x).astype(jnp.float32))
     theta = self.max_lr * sig(self.theta)
     zeros = jnp.zeros_like(theta)
-    eta = sig(self.eta) if self.use_momentum else zeros
+    eta = self.max_momentum * sig(self.eta) if self.use_momentum else zeros
     alpha = sig(self.alpha) if self.use_decay else zeros
     return theta, eta, alpha
 
