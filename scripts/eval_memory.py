@@ -90,14 +90,15 @@ def load_model(spec: str, overrides=(), workdir=None):
   return cfg, graphdef, state["params"], meta
 
 
-def niah_depth0_batch(cfg, length: int, prompts: int):
+def niah_depth0_batch(cfg, length: int, prompts: int, depth: float = 0.0):
   """`prompts` S-NIAH passkey prompts of `length` tokens with the needle at depth 0 (the farthest
-  from the question: only a memory can carry it), as a model batch (seeds 0..prompts-1)."""
+  from the question: only a memory can carry it; `depth` moves it), as a model batch (seeds
+  0..prompts-1)."""
   import jax.numpy as jnp
   import numpy as np
   from longctx.data import niah
   haystack = niah.make_haystack(cfg.evals.niah.haystack, cfg.evals.niah.files)
-  examples = [niah.eval_example(length + 1, 0.0, "passkey", seed, haystack, cfg.evals.niah.digits)
+  examples = [niah.eval_example(length + 1, depth, "passkey", seed, haystack, cfg.evals.niah.digits)
               for seed in range(prompts)]
   tokens = np.stack([e.tokens for e in examples])
   return {"inputs": jnp.asarray(tokens[:, :-1]), "targets": jnp.asarray(tokens[:, 1:]),
