@@ -90,10 +90,10 @@ def load_model(spec: str, overrides=(), workdir=None):
   return cfg, graphdef, state["params"], meta
 
 
-def niah_depth0_batch(cfg, length: int, prompts: int, depth: float = 0.0):
-  """`prompts` S-NIAH passkey prompts of `length` tokens with the needle at depth 0 (the farthest
-  from the question: only a memory can carry it; `depth` moves it), as a model batch (seeds
-  0..prompts-1)."""
+def niah_batch(cfg, length: int, prompts: int, depth: float = 0.0):
+  """`prompts` S-NIAH passkey prompts of `length` tokens with the needle at `depth` (0, the
+  default, is the farthest from the question: only a memory can carry it), as a model batch
+  (seeds 0..prompts-1)."""
   import jax.numpy as jnp
   import numpy as np
   from longctx.data import niah

@@ -28,7 +28,7 @@ def main():
   import jax.numpy as jnp
   import numpy as np
   from flax import nnx
-  from eval_memory import load_model, niah_depth0_batch
+  from eval_memory import load_model, niah_batch
   from longctx.layers.local import BlockSlidingWindowAttention
   from longctx.layers.titans import NeuralMemory
   from longctx.models import scan
@@ -61,7 +61,7 @@ def main():
   for length in (int(n) for n in args.lengths.split(",")):
     for kind in records:
       records[kind].clear()
-    batch = niah_depth0_batch(cfg, length, args.prompts, args.depth)
+    batch = niah_batch(cfg, length, args.prompts, args.depth)
     memory = nnx.merge(graphdef, params).init_memory(args.prompts)
     _, outs = jax.jit(lambda p, m, b: scan.run_blocks(graphdef, p, m, b, cfg.model))(
         params, memory, batch)
@@ -69,16 +69,19 @@ def main():
     jax.effects_barrier()
     acc = float(jnp.sum(outs["correct"] * batch["weights"]) / jnp.sum(batch["weights"]))
     print(f"{length} tokens, depth {args.depth}: answer token accuracy {acc:.2f}")
+    blocks = length // cfg.model.block_len
     for kind, values in records.items():
       if not values:
         continue
-      calls = len(values) // layers   # one call per layer and block (MAC reads twice)
-      v = np.array(values[:calls * layers]).reshape(calls, layers)
-      for i in range(layers):
+      # Calls per block: one per layer for MAG / MAL / LMM; MAC reads its memory twice per
+      # layer (retrieve, then read again), so its slots are calls, not layers.
+      slots = len(values) // blocks
+      v = np.array(values).reshape(blocks, slots)
+      label = "layer" if slots == layers else "call"
+      for i in range(slots):
         c = v[:, i]
-        print(f"  layer {i} {kind:6s} RMS: first {c[0]:.3g}, middle {c[len(c) // 2]:.3g}, "
+        print(f"  {label} {i} {kind:6s} RMS: first {c[0]:.3g}, middle {c[len(c) // 2]:.3g}, "
               f"last {c[-1]:.3g}, max {c.max():.3g}")
-
 
 if __name__ == "__main__":
   main()

@@ -47,14 +47,14 @@ def main():
   import jax
   import jax.numpy as jnp
   from flax import nnx
-  from eval_memory import load_model, niah_depth0_batch
+  from eval_memory import load_model, niah_batch
   from longctx.models import scan
 
   results = {}
   for variant in args.variants.split(","):
     cfg, graphdef, params, _ = load_model(f"configs/niah/titans_{variant}.py:cpu", args.set,
                                           args.workdir)
-    batch = niah_depth0_batch(cfg, args.length, args.prompts)
+    batch = niah_batch(cfg, args.length, args.prompts)
     memory = nnx.merge(graphdef, params).init_memory(args.prompts)
     grads = jax.jit(jax.grad(
         lambda p: scan.mean_loss(p, graphdef, memory, batch, cfg.model)[0]))(params)

@@ -31,7 +31,7 @@ def main():
   import jax.numpy as jnp
   import numpy as np
   from flax import nnx
-  from eval_memory import load_model, niah_depth0_batch
+  from eval_memory import load_model, niah_batch
   from longctx.layers.titans import NeuralMemory
   from longctx.models import scan
 
@@ -47,7 +47,7 @@ def main():
     return out
   NeuralMemory.gates = recording_gates
 
-  batch = niah_depth0_batch(cfg, args.length, args.prompts)
+  batch = niah_batch(cfg, args.length, args.prompts)
   model = nnx.merge(graphdef, params)
   memory = model.init_memory(args.prompts)
   memory, outs = jax.jit(lambda p, m, b: scan.run_blocks(graphdef, p, m, b, cfg.model))(
