@@ -83,5 +83,6 @@ def main():
         print(f"  {label} {i} {kind:6s} RMS: first {c[0]:.3g}, middle {c[len(c) // 2]:.3g}, "
               f"last {c[-1]:.3g}, max {c.max():.3g}")
 
+
 if __name__ == "__main__":
   main()
