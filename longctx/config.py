@@ -89,6 +89,10 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
           # loop can diverge: hence max_grad_norm above.
           theta_bias=0.0, eta_bias=1.0, alpha_bias=-8.0,
           normalize_values=True,  # l2-normalise v like k (stability; see layers/titans.py)
+          # What forgetting pulls the memory towards: 'zero' (eq. 13) or 'initial', the learned
+          # W_0 (W_t = (1 - alpha_t) W_{t-1} + alpha_t W_0 + S_t). Not in the paper: with eq. 13
+          # trained MAG/MAL erased W_0 over about the training length (README, attempt 10).
+          forget_to="zero",
           # MAC writes its memory with the attention output y (eq. 24), the one memory input that
           # no pre-norm reaches: RMSNorm(y) feeds the write, the read-again and the gates. Off,
           # a trained MAC's y grew to RMS 7.5, saturated eta at 1 (momentum that never decays),
@@ -306,10 +310,10 @@ def _validate_infinity_former(c, field):
 
 
 def _validate_titans(model, field):
-  from longctx.layers.titans import GATE_MODES, OUTPUT_GATES, VARIANTS
+  from longctx.layers.titans import FORGET_TARGETS, GATE_MODES, OUTPUT_GATES, VARIANTS
   t = model.titans
   for name, allowed in (("variant", VARIANTS), ("gates", GATE_MODES),
-                        ("output_gate", OUTPUT_GATES)):
+                        ("output_gate", OUTPUT_GATES), ("forget_to", FORGET_TARGETS)):
     if t[name] not in allowed:
       raise ValueError(f"{field}.{name}={t[name]!r} is not one of {allowed}")
   for name, low in (("memory_depth", 1), ("memory_expansion", 1), ("chunk_size", 1),

@@ -260,6 +260,53 @@ def test_inner_gradient_clip_equals_the_sequential_definition(depth, chunk):
     np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("depth,chunk", [(1, 1), (2, 4), (2, 3)])
+def test_forgetting_towards_an_anchor_is_the_sequential_definition(depth, chunk):
+  """anchor Wbar (model.titans.forget_to='initial'): W_t = (1 - alpha_t) W_{t-1} + alpha_t Wbar +
+  S_t. The matmul form (memory_forward) and the materialised form (chunk_update) against the numpy
+  loop; and the anchor is not a no-op (eq. 13's forgetting towards 0 gives other reads)."""
+  problem = random_problem(13, 12, depth)
+  rng = np.random.default_rng(14)
+  anchor = [rng.normal(size=w.shape) / np.sqrt(w.shape[0]) for w in problem[0]]
+  y_ref, w_ref, s_ref = ref.memory_sequential(*problem, chunk=chunk, anchor=anchor)
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  ws, ss, *arrays = problem
+  fn = jax.jit(lambda w, s, a, *x: nm.memory_forward(w, s, *x, chunk_size=chunk, anchor=a))
+  y, w, s = fn(tuple(map(f32, ws)), tuple(map(f32, ss)), tuple(map(f32, anchor)),
+               *map(f32, arrays))
+  np.testing.assert_allclose(np.asarray(y), y_ref, rtol=1e-5, atol=1e-5)
+  for a, b in zip(w + s, w_ref + s_ref):
+    np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5)
+  y_zero, _, _ = ref.memory_sequential(*problem, chunk=chunk)
+  assert np.abs(y_ref - y_zero).max() > 1e-3
+  k, v, theta, eta, alpha = (f32(problem[i])[:chunk] for i in (2, 3, 5, 6, 7))
+  w_tok, s_tok = jax.jit(nm.chunk_update)(tuple(map(f32, ws)), tuple(map(f32, ss)), k, v, theta,
+                                          eta, alpha, anchor=tuple(map(f32, anchor)))
+  _, w_first, s_first = ref.memory_sequential(*[a[:chunk] if i >= 2 else a
+                                                for i, a in enumerate(problem)],
+                                              chunk=chunk, anchor=anchor)
+  for a, b in zip(tuple(x[-1] for x in w_tok + s_tok), w_first + s_first):
+    np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5)
+
+
+def test_anchored_memory_without_writes_relaxes_to_the_anchor():
+  """theta = 0 and no momentum: the memory does nothing but forget, so W_T - Wbar = prod(1 -
+  alpha) (W_0 - Wbar): under eq. 13 the learned initial memory is erased, anchored it stays."""
+  ws, _, k, v, q, _, _, alpha = random_problem(15, 64, 2)
+  zeros = lambda a: np.zeros_like(a)
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  tree = lambda xs: tuple(map(f32, xs))
+  run = lambda anchor: nm.memory_forward(tree(ws), tree(map(zeros, ws)), *map(f32, (
+      k, v, q, zeros(alpha), zeros(alpha), alpha)), chunk_size=8, anchor=anchor)
+  _, w_zero, _ = run(None)
+  _, w_anchor, _ = run(tree(ws))
+  keep = np.prod(1.0 - alpha)
+  for w0, wz, wa in zip(ws, w_zero, w_anchor):
+    np.testing.assert_allclose(np.asarray(wz), keep * w0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(wa), w0, rtol=1e-5, atol=1e-6)
+  assert keep < 1e-2   # eq. 13 really erased it
+
+
 def test_inner_gradient_clip_keeps_a_diverging_memory_finite():
   """Heavy momentum on one repeated token (theta 0.1, eta 0.9: diverges without a clip, as in
   the test above) stays finite and fits the pair with each token's gradient clipped to norm 1 (median

@@ -77,7 +77,9 @@ def weights(state):
 @pytest.mark.parametrize("opts", [dict(), dict(memory_depth=1, momentum=False, decay=False),
                                   dict(conv=False, normalize_values=False, chunk_size=4),
                                   dict(max_grad_norm=0.3),   # below most tokens' norms: clips
-                                  dict(max_momentum=0.5)])
+                                  dict(max_momentum=0.5),
+                                  # forgetting towards W_0, with alpha ~0.27 so it matters
+                                  dict(forget_to="initial", alpha_bias=-1.0)])
 def test_lmm_layer_matches_token_by_token_reference(opts):
   graphdef, state = make_layer("lmm", **opts)
   x = inputs()
@@ -90,7 +92,8 @@ def test_lmm_layer_matches_token_by_token_reference(opts):
                         conv=opts.get("conv", True),
                         normalize_values=opts.get("normalize_values", True),
                         max_grad_norm=opts.get("max_grad_norm", 0.0),
-                        max_momentum=opts.get("max_momentum", 1.0))
+                        max_momentum=opts.get("max_momentum", 1.0),
+                        forget_to=opts.get("forget_to", "zero"))
     q = mem.queries(xb)
     k, v = mem.keys_values(xb)
     reads = mem.write_read(k, v, q, *mem.gates(xb))
@@ -333,7 +336,8 @@ def test_memory_stays_finite_over_a_thousand_chunks_in_the_layer():
 @pytest.mark.parametrize("field,value", [("variant", "mad"), ("chunk_size", 3),
                                          ("gates", "block"), ("memory_depth", 0),
                                          ("max_grad_norm", -1.0), ("output_gate", "tanh"),
-                                         ("max_momentum", 0.0), ("max_momentum", 1.5)])
+                                         ("max_momentum", 0.0), ("max_momentum", 1.5),
+                                         ("forget_to", "w0")])
 def test_bad_titans_config_names_the_field(field, value):
   with pytest.raises(ValueError, match=f"model.titans.{field}"):
     tiny_model_config(attention="titans", titans={"chunk_size": CHUNK, field: value})

@@ -46,11 +46,14 @@ def mlp_grad(ws, k, v):
   return grads
 
 
-def memory_sequential(ws, ss, keys, values, queries, theta, eta, alpha, chunk, max_grad_norm=0.0):
+def memory_sequential(ws, ss, keys, values, queries, theta, eta, alpha, chunk, max_grad_norm=0.0,
+                      anchor=None):
   """One example and head, token by token: the gradient of token t is taken at the weights of the
   start of its chunk (t - t mod chunk); S_t = eta_t S_{t-1} - theta_t grad; W_t = (1 - alpha_t)
-  W_{t-1} + S_t; y_t = M(q_t; W_t). max_grad_norm > 0: grad is first rescaled to norm at most
-  max_grad_norm (the norm over all layers). Returns (y [T, D], W, S)."""
+  W_{t-1} + S_t (+ alpha_t anchor when an anchor is given); y_t = M(q_t; W_t). max_grad_norm > 0:
+  grad is first rescaled to norm at most max_grad_norm (the norm over all layers).
+  Returns (y [T, D], W, S)."""
+  anchor = [np.zeros_like(np.asarray(w, np.float64)) for w in ws] if anchor is None else anchor
   ws = [np.array(w, np.float64) for w in ws]
   ss = [np.array(s, np.float64) for s in ss]
   ys = []
@@ -62,7 +65,7 @@ def memory_sequential(ws, ss, keys, values, queries, theta, eta, alpha, chunk, m
     if max_grad_norm > 0 and norm > max_grad_norm:
       grads = [g * (max_grad_norm / norm) for g in grads]
     ss = [eta[t] * s - theta[t] * g for s, g in zip(ss, grads)]
-    ws = [(1.0 - alpha[t]) * w + s for w, s in zip(ws, ss)]
+    ws = [(1.0 - alpha[t]) * w + alpha[t] * a + s for w, a, s in zip(ws, anchor, ss)]
     ys.append(mlp(ws, queries[t]))
   return np.stack(ys), ws, ss
 
@@ -120,8 +123,9 @@ class MemoryRef:
   state a fresh memory starts from."""
 
   def __init__(self, p, heads, chunk, max_lr, momentum=True, decay=True, conv=True,
-               normalize_values=True, max_grad_norm=0.0, max_momentum=1.0):
+               normalize_values=True, max_grad_norm=0.0, max_momentum=1.0, forget_to="zero"):
     self.p, self.h, self.chunk, self.max_lr = p, heads, chunk, max_lr
+    self.forget_to = forget_to
     self.max_momentum = max_momentum
     self.max_grad_norm = max_grad_norm
     self.normalize_values = normalize_values
@@ -158,10 +162,12 @@ class MemoryRef:
   def write_read(self, k, v, q, theta, eta, alpha):
     """Writes tokens k, v [T, H, D] and reads q after each write; updates self.ws/ss."""
     out = []
+    initial = [self.p["initial_weights"][i] for i in sorted(self.p["initial_weights"])]
     for h in range(self.h):
+      anchor = [w[h] for w in initial] if self.forget_to == "initial" else None
       y, ws, ss = memory_sequential([w[h] for w in self.ws], [s[h] for s in self.ss], k[:, h],
                                     v[:, h], q[:, h], theta[:, h], eta[:, h], alpha[:, h],
-                                    self.chunk, self.max_grad_norm)
+                                    self.chunk, self.max_grad_norm, anchor)
       for i in range(len(ws)):
         self.ws[i] = self.ws[i].copy()
         self.ss[i] = self.ss[i].copy()

@@ -32,7 +32,12 @@ Decisions where the paper is silent (papers.md 2(e); all exposed in model.titans
   direction reaches the output and nothing is lost;
 - the loss is the paper's ||M(k) - v||^2 summed over D (not halved): with a linear memory and
   no momentum/decay one step is the delta rule with rate 2 theta_t;
-- W_0 is learned; every layer of the memory MLP starts at normal(0, 1/sqrt(D_in)).
+- W_0 is learned; every layer of the memory MLP starts at normal(0, 1/sqrt(D_in));
+- forgetting pulls towards 0 (eq. 13, `forget_to='zero'`, the default) or, a switch not in the
+  paper, towards the learned W_0 (`forget_to='initial'`: W_t = (1 - alpha_t) W_{t-1} +
+  alpha_t W_0 + S_t). Why: with eq. 13 a memory forgets what the outer loop put into W_0 at the
+  same rate as what it wrote at test time; trained MAG/MAL lost W_0's share over about the
+  training length and their reads faded beyond it (experiments/titans/README.md, attempt 10).
 """
 import jax
 import jax.numpy as jnp
@@ -44,6 +49,7 @@ from longctx.layers.base import reset_memory
 VARIANTS = ("lmm", "mac", "mag", "mal")
 GATE_MODES = ("token", "chunk")
 OUTPUT_GATES = ("sigmoid", "mix")   # MAC/MAG's (x): layers/titans_arch.OutputGate
+FORGET_TARGETS = ("zero", "initial")   # eq. 13's 0, or the learned W_0 (not in the paper)
 
 
 def _l2_normalize(x, eps=1e-6):
@@ -71,6 +77,7 @@ class NeuralMemory(nnx.Module):
     self.max_grad_norm = opts.max_grad_norm
     self.remat_chunks = opts.remat_chunks
     self.normalize_values = opts.normalize_values
+    self.forget_to_initial = opts.forget_to == "initial"
     linear = lambda i, o, **kw: nnx.Linear(i, o, dtype=dtype, rngs=rngs, **kw)
     self.query, self.key, self.value = (linear(d_model, d_model, use_bias=False) for _ in range(3))
     if self.conv_width:
@@ -157,10 +164,11 @@ class NeuralMemory(nnx.Module):
     keys, values, state = self.keys_values(x_write, state, streams)
     theta, eta, alpha = self.gates(x_write)
     to_bh = lambda a: jnp.moveaxis(a, 1, 2)             # [B, L, H, ...] -> [B, H, L, ...]
+    anchor = (tuple(w[...] for w in self.initial_weights) if self.forget_to_initial else None)
     reads, weights, momentum = nm_ops.batched_memory_forward(
         state["weights"], state["momentum"], to_bh(keys), to_bh(values), to_bh(queries),
         to_bh(theta), to_bh(eta), to_bh(alpha), chunk_size=self.chunk_size,
-        remat=self.remat_chunks, max_grad_norm=self.max_grad_norm)
+        remat=self.remat_chunks, max_grad_norm=self.max_grad_norm, anchor=anchor)
     return jnp.moveaxis(reads, 2, 1), dict(state, weights=weights, momentum=momentum)
 
   def read(self, queries, state):

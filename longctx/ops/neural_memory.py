@@ -5,6 +5,8 @@ For ONE example and ONE head (the layer vmaps over both):
   loss       l(W; k_t, v_t) = || M(k_t; W) - v_t ||^2                                 (eq. 12)
   surprise   S_t = eta_t S_{t-1} - theta_t grad l(W_{t'}; k_t, v_t)                    (eq. 14)
   forget     W_t = (1 - alpha_t) W_{t-1} + S_t                                          (eq. 13)
+             or, with an anchor Wbar (not in the paper; model.titans.forget_to='initial'):
+             W_t = (1 - alpha_t) W_{t-1} + alpha_t Wbar + S_t, forgetting towards Wbar
   read       y_t = M(q_t; W_t)   (no update: eq. 15)
 Chunked-parallel training (Sec. 3.2): the tokens are split into chunks of b; inside a chunk every
 gradient is taken at the chunk-start weights W_{t'} (t' = t - t mod b); chunks follow each other
@@ -29,8 +31,6 @@ Decisions (the paper is silent, papers.md 2(e)):
 - gradients flow through everything (keys, values, gates, W_0): the outer loop learns to write.
 Shapes: T tokens, D head dim; weights are a tuple of L_M arrays [D_in, D_out].
 """
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -84,18 +84,23 @@ def clip_scale(sq_norms: jax.Array, max_norm: float) -> jax.Array:
   return max_norm * jax.lax.rsqrt(jnp.maximum(sq_norms, max_norm ** 2))
 
 
-def chunk_update(weights, momentum, keys, values, theta, eta, alpha, max_grad_norm: float = 0.0):
+def chunk_update(weights, momentum, keys, values, theta, eta, alpha, max_grad_norm: float = 0.0,
+                 anchor=None):
   """One chunk of b tokens from (W_{t'}, S_{t'}). keys, values [b, D]; theta, eta, alpha [b].
   Returns the per-token weights W_t and momenta S_t (tuples of [b, D_in, D_out]).
-  max_grad_norm > 0 clips each token's gradient (all layers together) to that norm."""
+  max_grad_norm > 0 clips each token's gradient (all layers together) to that norm.
+  anchor: None (eq. 13, forgetting towards 0) or weights Wbar that forgetting pulls towards."""
   grads = token_gradients(weights, keys, values)
   if max_grad_norm > 0:
     scale = clip_scale(sum(jnp.sum(jnp.square(g), axis=(1, 2)) for g in grads), max_grad_norm)
     grads = jax.tree.map(lambda g: _bcast(scale, g) * g, grads)
   surprise = jax.tree.map(lambda g: -_bcast(theta, g) * g, grads)
   momenta = linear_recurrence(eta, surprise, momentum)              # eq. 14
-  new_weights = linear_recurrence(1.0 - alpha, momenta, weights)    # eq. 13
-  return new_weights, momenta
+  if anchor is None:
+    return linear_recurrence(1.0 - alpha, momenta, weights), momenta  # eq. 13
+  # W - Wbar follows eq. 13 itself: (W_t - Wbar) = (1 - alpha_t)(W_{t-1} - Wbar) + S_t.
+  offsets = linear_recurrence(1.0 - alpha, momenta, jax.tree.map(jnp.subtract, weights, anchor))
+  return jax.tree.map(lambda o, w: o + w[None], offsets, anchor), momenta
 
 
 def _segment_products(x: jax.Array) -> jax.Array:
@@ -144,7 +149,7 @@ def _key_activations(weights, keys, values):
 
 
 def chunk_read_update(weights, momentum, keys, values, queries, theta, eta, alpha,
-                      max_grad_norm: float = 0.0, coefficients=None):
+                      max_grad_norm: float = 0.0, coefficients=None, anchor=None):
   """One chunk in matmul ("dual") form: the reads y_t = M(q_t; W_t) and the chunk-end (W_b, S_b),
   without materialising any per-token W_t (chunk_update does, as a reference).
 
@@ -155,7 +160,9 @@ def chunk_read_update(weights, momentum, keys, values, queries, theta, eta, alph
   max_grad_norm > 0 clips each token's gradient (all layers together): the norm of the rank-one
   u^T delta is |u| |delta|, so the clip scales delta and no gradient is formed.
   coefficients: chunk_coefficients(theta, eta, alpha) if already computed (memory_forward does
-  it for every chunk at once, outside the sequential chunk loop)."""
+  it for every chunk at once, outside the sequential chunk loop).
+  anchor: weights Wbar forgetting pulls towards (None: 0, eq. 13). W - Wbar follows eq. 13, so
+  W_t = a_t W_0 + (1 - a_t) Wbar + c_t S_0 - sum_s C[t, s] g_s: one more read term."""
   if coefficients is None:
     coefficients = chunk_coefficients(theta, eta, alpha)
   a, p, c, big_c, big_e = coefficients
@@ -165,26 +172,32 @@ def chunk_read_update(weights, momentum, keys, values, queries, theta, eta, alph
              for u, d in zip(inputs, deltas))
     scale = clip_scale(sq, max_grad_norm)[:, None]
     deltas = tuple(scale * d for d in deltas)
+  anchors = (None,) * len(weights) if anchor is None else anchor
   h = queries
-  for i, (w, m, u, d) in enumerate(zip(weights, momentum, inputs, deltas)):
-    h = a[:, None] * (h @ w) + c[:, None] * (h @ m) - ((h @ u.T) * big_c) @ d
+  for i, (w, m, u, d, wbar) in enumerate(zip(weights, momentum, inputs, deltas, anchors)):
+    h_in = h
+    h = a[:, None] * (h_in @ w) + c[:, None] * (h_in @ m) - ((h_in @ u.T) * big_c) @ d
+    if wbar is not None:
+      h = h + (1.0 - a)[:, None] * (h_in @ wbar)
     if i < len(weights) - 1:
       h = jax.nn.silu(h)
   new_weights = tuple(a[-1] * w + c[-1] * m - u.T @ (big_c[-1][:, None] * d)
-                      for w, m, u, d in zip(weights, momentum, inputs, deltas))
+                      + (0.0 if wbar is None else (1.0 - a[-1]) * wbar)
+                      for w, m, u, d, wbar in zip(weights, momentum, inputs, deltas, anchors))
   new_momentum = tuple(p[-1] * m - u.T @ (big_e[-1][:, None] * d)
                        for m, u, d in zip(momentum, inputs, deltas))
   return h, new_weights, new_momentum
 
 
 def memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, *,
-                   chunk_size: int, remat: bool = True, max_grad_norm: float = 0.0):
+                   chunk_size: int, remat: bool = True, max_grad_norm: float = 0.0, anchor=None):
   """Writes T tokens chunk by chunk and reads each token's query after its own write.
 
   weights, momentum: tuples of [D_in, D_out]; keys, values, queries [T, D]; theta, eta, alpha [T].
   Returns (reads [T, D], final weights, final momentum). T must be a multiple of chunk_size.
   remat: recompute each chunk in the backward pass instead of storing its intermediates.
   max_grad_norm > 0: clip each token's inner gradient to that norm (chunk_read_update).
+  anchor: None (eq. 13) or weights (tuple of [D_in, D_out]) that forgetting pulls towards.
   Each chunk runs in the matmul form of chunk_read_update (no per-token weight matrices).
   """
   t = keys.shape[0]
@@ -199,7 +212,7 @@ def memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, 
   def body(carry, chunk):
     chunk, coeffs = chunk
     reads, w, s = chunk_read_update(*carry, *chunk, max_grad_norm=max_grad_norm,
-                                    coefficients=coeffs)                 # y_t = M(q_t; W_t)
+                                    coefficients=coeffs, anchor=anchor)  # y_t = M(q_t; W_t)
     return (w, s), reads
 
   if remat:
@@ -209,15 +222,20 @@ def memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, 
 
 
 def batched_memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, *,
-                           chunk_size: int, remat: bool = True, max_grad_norm: float = 0.0):
+                           chunk_size: int, remat: bool = True, max_grad_norm: float = 0.0,
+                           anchor=None):
   """memory_forward for every example and head, each with its own memory.
 
   weights, momentum: tuples of [B, H, D_in, D_out]; keys, values, queries [B, H, T, D];
-  theta, eta, alpha [B, H, T]. Returns (reads [B, H, T, D], weights, momentum).
+  theta, eta, alpha [B, H, T]; anchor: None or a tuple of [H, D_in, D_out], one per head shared
+  by the batch. Returns (reads [B, H, T, D], weights, momentum).
   """
-  fn = functools.partial(memory_forward, chunk_size=chunk_size, remat=remat,
-                         max_grad_norm=max_grad_norm)
-  return jax.vmap(jax.vmap(fn))(weights, momentum, keys, values, queries, theta, eta, alpha)
+  def fn(w, s, k, v, q, th, et, al, wbar):
+    return memory_forward(w, s, k, v, q, th, et, al, chunk_size=chunk_size, remat=remat,
+                          max_grad_norm=max_grad_norm, anchor=wbar)
+  per_head = jax.vmap(fn)                                     # over H (anchor too)
+  per_example = jax.vmap(per_head, in_axes=(0,) * 8 + (None,))   # over B (anchor shared)
+  return per_example(weights, momentum, keys, values, queries, theta, eta, alpha, anchor)
 
 
 def batched_memory_read(weights, queries):
