@@ -231,6 +231,32 @@ def _token_gradient_norms(problem, chunk):
   return np.array(norms)
 
 
+def assert_both_forms_match_the_sequential_definition(problem, chunk, max_grad_norm=0.0,
+                                                      anchor=None):
+  """The matmul form (memory_forward, every chunk) and the materialised form (chunk_update, the
+  first chunk) against the numpy loop with the same options; returns the loop's reads."""
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  tree = lambda xs: tuple(map(f32, xs))
+  opts = dict(max_grad_norm=max_grad_norm, anchor=anchor)
+  y_ref, w_ref, s_ref = ref.memory_sequential(*problem, chunk=chunk, **opts)
+  ws, ss, *arrays = problem
+  anchor32 = None if anchor is None else tree(anchor)
+  fn = jax.jit(lambda w, s, a, *x: nm.memory_forward(w, s, *x, chunk_size=chunk,
+                                                      max_grad_norm=max_grad_norm, anchor=a))
+  y, w, s = fn(tree(ws), tree(ss), anchor32, *map(f32, arrays))
+  np.testing.assert_allclose(np.asarray(y), y_ref, rtol=1e-5, atol=1e-5)
+  for a, b in zip(w + s, w_ref + s_ref):
+    np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5)
+  k, v, theta, eta, alpha = (f32(problem[i])[:chunk] for i in (2, 3, 5, 6, 7))
+  update = functools.partial(nm.chunk_update, max_grad_norm=max_grad_norm, anchor=anchor32)
+  w_tok, s_tok = jax.jit(update)(tree(ws), tree(ss), k, v, theta, eta, alpha)
+  _, w_first, s_first = ref.memory_sequential(
+      *[a[:chunk] if i >= 2 else a for i, a in enumerate(problem)], chunk=chunk, **opts)
+  for a, b in zip(tuple(x[-1] for x in w_tok + s_tok), w_first + s_first):
+    np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5)
+  return y_ref
+
+
 @pytest.mark.parametrize("depth,chunk", [(1, 4), (2, 4), (2, 1)])
 def test_inner_gradient_clip_equals_the_sequential_definition(depth, chunk):
   """max_grad_norm: each token's gradient (all layers together) rescaled to norm <= c before the
@@ -239,54 +265,22 @@ def test_inner_gradient_clip_equals_the_sequential_definition(depth, chunk):
   tokens are clipped and the clip is not a no-op."""
   problem = random_problem(11, 12, depth)
   clip = float(np.median(_token_gradient_norms(problem, chunk)))
-  y_ref, w_ref, s_ref = ref.memory_sequential(*problem, chunk=chunk, max_grad_norm=clip)
-  f32 = lambda a: jnp.asarray(a, jnp.float32)
-  ws, ss, *arrays = problem
-  fn = jax.jit(lambda w, s, *a: nm.memory_forward(w, s, *a, chunk_size=chunk, max_grad_norm=clip))
-  y, w, s = fn(tuple(map(f32, ws)), tuple(map(f32, ss)), *map(f32, arrays))
-  np.testing.assert_allclose(np.asarray(y), y_ref, rtol=1e-5, atol=1e-5)
-  for a, b in zip(w + s, w_ref + s_ref):
-    np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5)
+  y_ref = assert_both_forms_match_the_sequential_definition(problem, chunk, max_grad_norm=clip)
   y_unclipped, _, _ = ref.memory_sequential(*problem, chunk=chunk)
   assert np.abs(y_ref - y_unclipped).max() > 1e-3
-  # The materialised per-token form (chunk_update) clips the same way.
-  k, v, theta, eta, alpha = (f32(problem[i])[:chunk] for i in (2, 3, 5, 6, 7))
-  w_tok, s_tok = jax.jit(functools.partial(nm.chunk_update, max_grad_norm=clip))(
-      tuple(map(f32, ws)), tuple(map(f32, ss)), k, v, theta, eta, alpha)
-  _, w_first, s_first = ref.memory_sequential(*[a[:chunk] if i >= 2 else a
-                                                for i, a in enumerate(problem)],
-                                              chunk=chunk, max_grad_norm=clip)
-  for a, b in zip(tuple(x[-1] for x in w_tok + s_tok), w_first + s_first):
-    np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("depth,chunk", [(1, 1), (2, 4), (2, 3)])
 def test_forgetting_towards_an_anchor_is_the_sequential_definition(depth, chunk):
   """anchor Wbar (model.titans.forget_to='initial'): W_t = (1 - alpha_t) W_{t-1} + alpha_t Wbar +
-  S_t. The matmul form (memory_forward) and the materialised form (chunk_update) against the numpy
-  loop; and the anchor is not a no-op (eq. 13's forgetting towards 0 gives other reads)."""
+  S_t. Both forms against the numpy loop; and the anchor is not a no-op (eq. 13's forgetting
+  towards 0 gives other reads)."""
   problem = random_problem(13, 12, depth)
   rng = np.random.default_rng(14)
   anchor = [rng.normal(size=w.shape) / np.sqrt(w.shape[0]) for w in problem[0]]
-  y_ref, w_ref, s_ref = ref.memory_sequential(*problem, chunk=chunk, anchor=anchor)
-  f32 = lambda a: jnp.asarray(a, jnp.float32)
-  ws, ss, *arrays = problem
-  fn = jax.jit(lambda w, s, a, *x: nm.memory_forward(w, s, *x, chunk_size=chunk, anchor=a))
-  y, w, s = fn(tuple(map(f32, ws)), tuple(map(f32, ss)), tuple(map(f32, anchor)),
-               *map(f32, arrays))
-  np.testing.assert_allclose(np.asarray(y), y_ref, rtol=1e-5, atol=1e-5)
-  for a, b in zip(w + s, w_ref + s_ref):
-    np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5)
+  y_ref = assert_both_forms_match_the_sequential_definition(problem, chunk, anchor=anchor)
   y_zero, _, _ = ref.memory_sequential(*problem, chunk=chunk)
   assert np.abs(y_ref - y_zero).max() > 1e-3
-  k, v, theta, eta, alpha = (f32(problem[i])[:chunk] for i in (2, 3, 5, 6, 7))
-  w_tok, s_tok = jax.jit(nm.chunk_update)(tuple(map(f32, ws)), tuple(map(f32, ss)), k, v, theta,
-                                          eta, alpha, anchor=tuple(map(f32, anchor)))
-  _, w_first, s_first = ref.memory_sequential(*[a[:chunk] if i >= 2 else a
-                                                for i, a in enumerate(problem)],
-                                              chunk=chunk, anchor=anchor)
-  for a, b in zip(tuple(x[-1] for x in w_tok + s_tok), w_first + s_first):
-    np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5)
 
 
 def test_anchored_memory_without_writes_relaxes_to_the_anchor():
