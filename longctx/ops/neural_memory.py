@@ -162,7 +162,8 @@ def chunk_read_update(weights, momentum, keys, values, queries, theta, eta, alph
   coefficients: chunk_coefficients(theta, eta, alpha) if already computed (memory_forward does
   it for every chunk at once, outside the sequential chunk loop).
   anchor: weights Wbar forgetting pulls towards (None: 0, eq. 13). W - Wbar follows eq. 13, so
-  W_t = a_t W_0 + (1 - a_t) Wbar + c_t S_0 - sum_s C[t, s] g_s: one more read term."""
+  W_t = a_t W_0 + (1 - a_t) Wbar + c_t S_0 - sum_s C[t, s] g_s (W_0, S_0: the chunk-start state,
+  as above): one more read term."""
   if coefficients is None:
     coefficients = chunk_coefficients(theta, eta, alpha)
   a, p, c, big_c, big_e = coefficients
