@@ -6,8 +6,8 @@ r"""Sequence-length scaling benchmark of the decoder: compile time, throughput, 
   python scripts/bench.py --config=configs/bench/decoder.py:smoke --lengths=256 --repeats=1  # quick
   python scripts/bench.py --report bench_out/bench.json  # re-print the tables of an earlier run
 
-For every (attention, length) a FRESH child process (this script with --_child_out, JAX_PLATFORMS=cpu,
-no persistent compilation cache) measures:
+For every (attention, length) a FRESH child process (this script with --_child_out, JAX_PLATFORMS from
+--platform, cpu by default, no persistent compilation cache) measures:
   - compile time of the training step: wall time of jit(...).lower(...) + .compile() (and the two
     parts separately), so nothing is cached from an earlier length;
   - training tokens/s: one step = jax.value_and_grad(longctx.models.scan.mean_loss) + an optax.adamw
@@ -23,6 +23,9 @@ no persistent compilation cache) measures:
   - the machine's float32 matmul peak, measured in the same child AFTER the model (so its buffers do
     not enter the model's peak RSS), under the same background load: jit(a @ b) for [n, n] float32
     (n = bench.matmul_size, 2048), GFLOP/s = 2 n^3 / median time.
+  - on an accelerator (--platform=cuda): the device allocator's peak_bytes_in_use after the
+    training steps and at the end (no preallocation), and the guard below compares XLA's estimate
+    with 90% of the device's memory instead of the host budget.
 The parent records os.getloadavg() before and after each child, the CPU count, and an estimate of
 the CPU used by OTHER processes during the child (busy time from /proc/stat minus the child's own
 CPU time, in cores). The child's own threads count in the load average after it.
@@ -124,6 +127,10 @@ def parse_flags(argv=None):
                       "capped by 80%% of available memory when the child starts")
   p.add_argument("--child_timeout_s", type=float, default=1800.0)
   p.add_argument("--matmul_size", type=int, default=None)
+  p.add_argument("--platform", default="cpu", choices=("cpu", "cuda"),
+                 help="JAX platform of the children (default cpu). On cuda the memory guard and the "
+                      "reported peak are the device's (memory_stats peak_bytes_in_use), the RSS "
+                      "watchdog still guards host memory")
   p.add_argument("--report", default=None,
                  help="print the tables of an existing --out JSON (no measurement) and exit")
   # Internal: run one measurement and write its JSON here.
@@ -193,6 +200,18 @@ def _memory_stats(compiled) -> dict:
                                       "temp_size_in_bytes"))
   out["arg_out_temp_bytes"] = total
   return out
+
+
+def _device_memory(jax):
+  """(peak bytes in use, bytes limit) of the first device, or (None, None) where the backend keeps
+  no allocator statistics (the CPU client)."""
+  try:
+    stats = jax.devices()[0].memory_stats()
+  except Exception:  # pylint: disable=broad-except
+    stats = None
+  if not stats:
+    return None, None
+  return stats.get("peak_bytes_in_use"), stats.get("bytes_limit")
 
 
 def _cost_flops(compiled):
@@ -293,7 +312,14 @@ def child_main(flags):
   res["rss_after_compile_bytes"] = _maxrss_bytes()
   del lowered
   xla_bytes = res["train_memory_analysis"].get("arg_out_temp_bytes", 0)
-  if xla_bytes + res["rss_after_compile_bytes"] > budget:
+  _, device_limit = _device_memory(jax)
+  if device_limit:  # an accelerator: its buffers live in device memory, not in the RSS.
+    res["device_bytes_limit"] = device_limit
+    budget = int(0.9 * device_limit)
+    host_bytes = 0
+  else:
+    host_bytes = res["rss_after_compile_bytes"]
+  if xla_bytes + host_bytes > budget:
     res["status"] = "skipped"
     res["reason"] = (f"XLA estimate {xla_bytes / _GiB:.2f} GiB + RSS "
                      f"{res['rss_after_compile_bytes'] / _GiB:.2f} GiB > budget {budget / _GiB:.2f} GiB")
@@ -314,6 +340,7 @@ def child_main(flags):
              train_step_cpu_times_s=cpu_times, train_step_cpu_s=statistics.median(cpu_times),
              train_tokens_per_s=batch_size * seq_len / step_s, train_loss=holder["loss"])
   res["rss_after_train_bytes"] = _maxrss_bytes()
+  res["device_peak_after_train_bytes"] = _device_memory(jax)[0]
   write()
 
   # --- forward only.
@@ -331,6 +358,7 @@ def child_main(flags):
              fwd_step_cpu_s=statistics.median(cpu_times),
              fwd_tokens_per_s=batch_size * seq_len / statistics.median(times))
   res["rss_peak_bytes"] = _maxrss_bytes()  # the child's peak: everything above, nothing below.
+  res["device_peak_bytes"] = _device_memory(jax)[0]  # None on the CPU
   ru = resource.getrusage(resource.RUSAGE_SELF)
   res["model_cpu_s"] = ru.ru_utime + ru.ru_stime
   res["model_wall_s"] = time.perf_counter() - t_start
@@ -399,7 +427,10 @@ def run_child(flags, attention, length, opts):
          f"--_child_out={out_path}", f"--_mem_budget_bytes={budget}"]
   if flags.remat_policy is not None:
     cmd.append(f"--remat_policy={flags.remat_policy}")
-  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_COMPILATION_CACHE="false",
+  cmd.append(f"--platform={flags.platform}")
+  # No preallocation on a GPU: the allocator's peak_bytes_in_use is then the step's own footprint.
+  env = dict(os.environ, JAX_PLATFORMS=flags.platform, JAX_ENABLE_COMPILATION_CACHE="false",
+             XLA_PYTHON_CLIENT_PREALLOCATE="false",
              PYTHONPATH=os.pathsep.join(filter(None, [_REPO, os.environ.get("PYTHONPATH")])))
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
 
@@ -477,6 +508,7 @@ def parent_main(flags):
   out_dir = os.path.dirname(os.path.abspath(flags.out))
   os.makedirs(out_dir, exist_ok=True)
   meta = dict(argv=sys.argv, config=flags.config, options=opts, cpu_count=os.cpu_count(),
+              jax_platform=flags.platform,
               platform=platform.platform(), python=sys.version.split()[0],
               started=time.strftime("%Y-%m-%d %H:%M:%S"), mem_budget_gb=flags.mem_budget_gb,
               config_dict=json.loads(cfg.to_json()),
@@ -491,7 +523,8 @@ def parent_main(flags):
 
   print(f"# bench: {flags.config}  attention={','.join(opts['attentions'])}  "
         f"lengths={','.join(map(_fmt_len, opts['lengths']))}  batch={opts['batch']}  "
-        f"repeats={opts['repeats']}  remat={cfg.model.remat_policy}  cpus={os.cpu_count()}",
+        f"repeats={opts['repeats']}  remat={cfg.model.remat_policy}  cpus={os.cpu_count()}  "
+        f"platform={flags.platform}",
         flush=True)
   for attention in opts["attentions"]:
     for length in opts["lengths"]:
@@ -502,9 +535,11 @@ def parent_main(flags):
       r = run_child(flags, attention, length, opts)
       results.append(r)
       save()
+      device_peak = (f" device peak {r['device_peak_bytes'] / _MiB:,.0f} MiB"
+                     if r.get("device_peak_bytes") else "")
       summary = (f"compile {r['compile_s']:.1f}s ({r['compile_cpu_s']:.1f} CPU s) train {r['train_tokens_per_s']:,.0f} tok/s "
                  f"fwd {r['fwd_tokens_per_s']:,.0f} tok/s peak RSS {r['rss_peak_bytes'] / _MiB:,.0f} "
-                 f"MiB matmul {r['matmul_gflops']:.1f} GFLOP/s"
+                 f"MiB{device_peak} matmul {r['matmul_gflops']:.1f} GFLOP/s"
                  if r.get("status") == "ok" else f"{r.get('status')}: {r.get('reason')}")
       print(f"  {attention:6s} {_fmt_len(length):>4s}: {summary}  "
             f"[{r['child_wall_s']:.0f}s, load {r['loadavg_before'][0]:.2f}->"

@@ -18,6 +18,9 @@ intermediates within a (checkpointed) block instead of recomputing them.
          SwiGLU 1024, block 256, byte vocabulary 256; lengths 4K..64K.
   smoke  a tiny model (d_model 64, 2 layers, 4 heads, SwiGLU 256, block 64) and short lengths,
          for tests and for developing the script.
+  gpu    for one accelerator (`scripts/bench.py --platform=cuda`): 8 layers, d_model 1024,
+         8 heads, SwiGLU 4096, block 1024 (the block of FAM's and Infini's papers), lengths 8K..64K,
+         batch 4, an 8192^2 matmul for the peak.
 `bench.*` holds the script's defaults; its command-line flags override them.
 """
 import ml_collections
@@ -28,6 +31,9 @@ _PRESETS = {
     "cpu": dict(model={}, lengths=(4096, 8192, 16384, 32768, 65536), seq_len=4096),
     "smoke": dict(model=dict(d_model=64, num_layers=2, num_heads=4, mlp_dim=256, block_len=64),
                   lengths=(256, 512), seq_len=256),
+    "gpu": dict(model=dict(d_model=1024, num_layers=8, num_heads=8, mlp_dim=4096, block_len=1024),
+                lengths=(8192, 16384, 32768, 65536), seq_len=8192,
+                bench=dict(batch=4, matmul_size=8192)),
 }
 
 
@@ -67,4 +73,5 @@ def get_config(arg=None):
       matmul_repeats=7,
       paired_rounds=5,                      # --paired_rounds: (train step, matmul) pairs
   ))
+  cfg.bench.update(preset.get("bench", {}))
   return config_lib.finalize(cfg)
