@@ -74,3 +74,23 @@ def test_bench_smoke_writes_json(tmp_path):
   assert r["xla_train_bytes"] > 0
   assert r["ratios"]["train_time_per_token"] == pytest.approx(1.0)
   assert r["rss_peak_bytes"] > 50 * 2 ** 20  # a JAX process, in bytes (ru_maxrss is KiB on Linux)
+  # The CPU client keeps no allocator statistics: no device peak, and the host budget guards.
+  assert data["meta"]["jax_platform"] == "cpu" and r["backend"] == "cpu"
+  assert r["device_peak_bytes"] is None and "device_bytes_limit" not in r
+
+
+def test_gpu_preset_resolves_for_the_gpu_runs():
+  """The shapes experiments/bench/gpu/run_h200.sh measures validate (block 1024, L_F 64, m 3)."""
+  sys.path.insert(0, os.path.dirname(_SCRIPT))
+  import bench  # pylint: disable=import-outside-toplevel
+  spec = "configs/bench/decoder.py:gpu,variant=mac,fam_len=64,mem_blocks=3"
+  flags = bench.parse_flags([f"--config={spec}", "--attention=fam,bswa,titans,infini",
+                             "--platform=cuda"])
+  cfg = bench.load_config(spec)
+  opts = bench.resolve(flags, cfg)
+  assert opts["lengths"] == [8192, 16384, 32768, 65536] and opts["batch"] == 4
+  assert opts["matmul_size"] == 8192 and flags.platform == "cuda"
+  assert (cfg.model.block_len, cfg.model.d_model, cfg.model.fam.fam_len,
+          cfg.model.fam.mem_blocks) == (1024, 1024, 64, 3)
+  with pytest.raises(SystemExit):  # argparse: not one of cpu, cuda
+    bench.parse_flags(["--platform=tpu"])
