@@ -45,7 +45,11 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
                            kl_weight=0.0, kl_sigma0=0.05, kl_mu0=-1.0,
                            # sigmoid(Conv1d k=3) gate on the vectors written to the LTM: official
                            # code's `mask` (on in its sorting config), not in the paper; off.
-                           write_mask=False),
+                           write_mask=False,
+                           # 'fixed' (the paper): every contraction squeezes the past into [0, tau].
+                           # 'equal' (not in the paper): tau_n = n / (n + 1), every block keeps an
+                           # equal share of [0, 1] (layers/infinity_former.py).
+                           tau_schedule="fixed"),
       # TransformerFAM (Table 4 defaults): FAM length L_F, BSWA memory blocks next to the FAM.
       # state_norm (not in the paper, off = Algorithm 2): RMSNorm (learned scale) on the FAM before
       # it is carried, which stops its linear growth with blocks (experiments/fam attempts 4-6).
@@ -303,6 +307,7 @@ def _validate_infinity_former(c, field):
       ("min_var", c.min_var > 0, "> 0"),
       ("kl_weight", c.kl_weight >= 0, ">= 0"),
       ("kl_sigma0", c.kl_sigma0 > 0, "> 0"),
+      ("tau_schedule", c.tau_schedule in ("fixed", "equal"), "one of ('fixed', 'equal')"),
   )
   for name, ok, what in checks:
     if not ok:

@@ -177,22 +177,29 @@ def test_contraction_squeezes_old_content_into_tau():
   np.testing.assert_allclose(late, 0.0, atol=0.02)
 
 
-def test_contraction_shares_match_repeated_contractions():
+@pytest.mark.parametrize("schedule", ["fixed", "equal"])
+def test_contraction_shares_match_repeated_contractions(schedule):
   """The closed-form shares against the mechanism itself: blocks of one-hot vectors (block j writes
   e_j) written through first fit + uniform contractions (the sorting runs' N 64, M 64, L 64, tau
-  0.75); the mean of the signal over [0, 1] in coordinate j is the share block j holds."""
+  0.75, or tau_n = n / (n + 1)); the mean of the signal over [0, 1] in coordinate j is the share
+  block j holds: geometric for the fixed tau, 1 / (n + 1) each for the equal schedule."""
   n, m, l, tau, blocks = 64, 64, 64, 0.75, 7
   c, s = cont.gaussian_basis(n, (0.02, 0.05))
   first = cont.ridge_operator(cont.first_fit_positions(l), c, s, 1.0)
-  op = cont.ridge_operator(cont.contraction_positions(m, l, tau), c, s, 1.0)
+  fixed_op = cont.ridge_operator(cont.contraction_positions(m, l, tau), c, s, 1.0)
+  op_for = lambda written: (fixed_op if schedule == "fixed" else cont.ridge_operator(
+      cont.contraction_positions(m, l, cont.equal_share_tau(written)), c, s, 1.0))
   one_hot = lambda j: jnp.broadcast_to(jnp.eye(blocks, dtype=jnp.float32)[j], (1, l, blocks))
   sample_t = jnp.arange(1, m + 1, dtype=jnp.float32)[None] / m
   coeffs = cont.ridge_fit(one_hot(0), first)
   grid = jnp.linspace(0.0, 1.0, 4001)[None]
   for j in range(1, blocks):
-    coeffs = cont.contract(coeffs, sample_t, one_hot(j), op, c, s)
+    coeffs = cont.contract(coeffs, sample_t, one_hot(j), op_for(j), c, s)
     measured = np.asarray(cont.evaluate_signal(coeffs, grid, c, s))[0].mean(0)[: j + 1]
-    np.testing.assert_allclose(measured, cont.contraction_shares(j + 1, tau), atol=5e-3)
+    np.testing.assert_allclose(measured, cont.contraction_shares(j + 1, tau, schedule), atol=5e-3)
+  if schedule == "equal":
+    np.testing.assert_allclose(cont.contraction_shares(4, 0.3, "equal"), 0.25)
+    np.testing.assert_allclose(np.asarray(cont.equal_share_tau(jnp.array([0, 1, 3]))), [0.5, 0.5, 0.75])
   np.testing.assert_allclose(cont.contraction_shares(5, 0.5), [1 / 16, 1 / 16, 1 / 8, 1 / 4, 1 / 2])
   with pytest.raises(ValueError, match="tau"):
     cont.contraction_shares(3, 1.0)

@@ -75,13 +75,14 @@ def np_params(state):
               lo=g(state["ltm_out"]["kernel"]), w_mu=g(state["ltm_mu"]), w_var=g(state["ltm_var"]))
 
 
-def np_layer(x, p, positions, stm_blocks, sticky, ltm_on=True):
-  """x [B, T, d_model] -> y [B, T, d_model], final coefficients per example (None if empty)."""
+def np_layer(x, p, positions, stm_blocks, sticky, ltm_on=True, tau_schedule="fixed"):
+  """x [B, T, d_model] -> y [B, T, d_model], final coefficients per example (None if empty).
+  tau_schedule 'equal': the contraction into a memory of n blocks uses tau = n / (n + 1)."""
   c, s = np_basis()
   m_samples, tau = LTM["num_samples"], LTM["tau"]
   ys, finals = [], []
   for bi in range(x.shape[0]):
-    cache, coeffs, y_rows = [], None, []   # cache: list of (k_rot, v, x) per block
+    cache, coeffs, y_rows, written = [], None, [], 0   # cache: list of (k_rot, v, x) per block
     for blk in range(x.shape[1] // L):
       xs, pos = x[bi, blk * L:(blk + 1) * L], positions[bi, blk * L:(blk + 1) * L]
       q, k, v = ((xs @ p[w]).reshape(L, H, D) for w in ("wq", "wk", "wv"))
@@ -120,12 +121,15 @@ def np_layer(x, p, positions, stm_blocks, sticky, ltm_on=True):
         if coeffs is None:
           coeffs = np_ridge((np.arange(L) + 0.5) / L, evicted)
         else:
+          if tau_schedule == "equal":
+            tau = written / (written + 1)
           t = (np_sticky_points(mus, variances, LTM["num_bins"], m_samples) if sticky
                else np.arange(1, m_samples + 1) / m_samples)
           old = np_gauss(t[:, None], c[None], s[None] ** 2) @ coeffs
           where = np.concatenate([tau * np.arange(1, m_samples + 1) / m_samples,
                                   tau + (1 - tau) * np.arange(1, L + 1) / L])
           coeffs = np_ridge(where, np.concatenate([old, evicted]))
+        written += 1
       cache.append((kr, v, xs))
     ys.append(np.concatenate(y_rows))
     finals.append(coeffs)
@@ -134,10 +138,12 @@ def np_layer(x, p, positions, stm_blocks, sticky, ltm_on=True):
 
 # ----------------------------------------------------------------------------- code under test
 
-def make_layer(stm_blocks=1, sticky=False, stop_grad=True, seed=0, write_mask=False):
+def make_layer(stm_blocks=1, sticky=False, stop_grad=True, seed=0, write_mask=False,
+               tau_schedule="fixed"):
   layer = InfinityFormerAttention(D_MODEL, H, block_len=L, stm_blocks=stm_blocks, sticky=sticky,
                                   stop_grad=stop_grad, dtype=jnp.float32, rope_theta=THETA,
-                                  rngs=nnx.Rngs(seed), write_mask=write_mask, **LTM)
+                                  rngs=nnx.Rngs(seed), write_mask=write_mask,
+                                  tau_schedule=tau_schedule, **LTM)
   # Larger mu/sigma weights than the init, so the densities differ across queries and heads.
   layer.ltm_mu[...] = layer.ltm_mu[...] * 4.0
   layer.ltm_var[...] = layer.ltm_var[...] * 4.0
@@ -179,17 +185,20 @@ def signal_of(coeffs, grid=np.linspace(0, 1, 41)):
 
 # ----------------------------------------------------------------------------- layer tests
 
-@pytest.mark.parametrize("stm_blocks,sticky,write_mask", [(1, False, False), (1, True, False),
-                                                           (2, True, False), (1, True, True)])
-def test_layer_matches_numpy_reference(stm_blocks, sticky, write_mask):
-  graphdef, state = make_layer(stm_blocks, sticky, write_mask=write_mask)
+@pytest.mark.parametrize("stm_blocks,sticky,write_mask,tau_schedule", [
+    (1, False, False, "fixed"), (1, True, False, "fixed"), (2, True, False, "fixed"),
+    (1, True, True, "fixed"), (1, False, False, "equal"), (2, True, False, "equal")])
+def test_layer_matches_numpy_reference(stm_blocks, sticky, write_mask, tau_schedule):
+  graphdef, state = make_layer(stm_blocks, sticky, write_mask=write_mask, tau_schedule=tau_schedule)
   if write_mask:  # a non-zero bias too, so the reference's bias term is exercised
     state["write_mask"]["bias"][...] = jnp.linspace(-1.0, 1.0, D_MODEL)
   x = random_input(1)
   y, mem = run_fresh(graphdef, state, x)
   p = np_params(state)
-  y_ref, coeffs_ref = np_layer(np.asarray(x, np.float64), p, POSITIONS, stm_blocks, sticky)
+  y_ref, coeffs_ref = np_layer(np.asarray(x, np.float64), p, POSITIONS, stm_blocks, sticky,
+                               tau_schedule=tau_schedule)
   np.testing.assert_allclose(np.asarray(y), y_ref, atol=2e-4, rtol=1e-4)
+  np.testing.assert_array_equal(np.asarray(mem["ltm_blocks"]), NUM_BLOCKS - stm_blocks)
   for bi in range(B):  # the memory signal, compared as a function of t (coefficients are ill-posed)
     np.testing.assert_allclose(signal_of(np.asarray(mem["ltm_coeffs"][bi], np.float64)),
                                signal_of(coeffs_ref[bi]), atol=2e-3)
@@ -199,6 +208,18 @@ def test_layer_matches_numpy_reference(stm_blocks, sticky, write_mask):
   first_read = (stm_blocks + 1) * L
   np.testing.assert_allclose(y_stm_only[:, :first_read], y_ref[:, :first_read], atol=1e-12)
   assert np.max(np.abs(y_stm_only[:, first_read:] - y_ref[:, first_read:])) > 1e-2
+
+
+def test_equal_tau_schedule_changes_what_is_kept():
+  """Same weights, fixed tau (0.6) vs tau_n = n / (n + 1): different memories; a bad name fails."""
+  x = random_input(2)
+  _, mem_f = run_fresh(*make_layer(tau_schedule="fixed"), x)
+  _, mem_e = run_fresh(*make_layer(tau_schedule="equal"), x)
+  diff = signal_of(np.asarray(mem_f["ltm_coeffs"][0], np.float64)) - signal_of(
+      np.asarray(mem_e["ltm_coeffs"][0], np.float64))
+  assert np.max(np.abs(diff)) > 1e-2
+  with pytest.raises(ValueError, match="tau_schedule"):
+    make_layer(tau_schedule="harmonic")
 
 
 def test_sticky_changes_what_is_kept():
@@ -211,8 +232,9 @@ def test_sticky_changes_what_is_kept():
   assert np.max(np.abs(diff)) > 1e-2
 
 
-def test_reset_clears_memory():
-  graphdef, state = make_layer(sticky=True)
+@pytest.mark.parametrize("tau_schedule", ["fixed", "equal"])
+def test_reset_clears_memory(tau_schedule):
+  graphdef, state = make_layer(sticky=True, tau_schedule=tau_schedule)
   x, positions = jnp.asarray(random_input(3)), jnp.asarray(POSITIONS)
   _, carried = run_fresh(graphdef, state, random_input(4))
   run = lambda mem, reset: run_layer(graphdef, state, x, positions, mem, jnp.asarray(reset))
@@ -420,3 +442,10 @@ def test_kl_option_adds_the_weighted_mean_kl_of_filled_reads_to_the_loss(tiny_cf
   assert expected[:, 0].max() == 0 and expected[:, 2:].min() > 0
   np.testing.assert_allclose(np.asarray(outs1["aux_loss"]), expected, rtol=1e-4, atol=1e-7)
   np.testing.assert_allclose(float(loss1) - float(loss0), expected.mean(), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("field,value", [("tau", 1.0), ("tau_schedule", "harmonic"),
+                                         ("num_basis", 7)])
+def test_bad_infinity_former_config_names_the_field(tiny_cfg, field, value):
+  with pytest.raises(ValueError, match=f"model.infinity_former.{field}"):
+    tiny_cfg(attention="infinity_former", infinity_former={field: value})

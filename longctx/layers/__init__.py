@@ -51,7 +51,8 @@ def make_attention(model_cfg, rngs: nnx.Rngs, layer_index: int = 0):
                                    num_bins=c.num_bins, min_var=c.min_var,
                                    stop_grad=c.stop_grad, kl_weight=c.kl_weight,
                                    kl_sigma0=c.kl_sigma0, kl_mu0=c.kl_mu0,
-                                   write_mask=c.write_mask, **common)
+                                   write_mask=c.write_mask, tau_schedule=c.tau_schedule,
+                                   **common)
   if name == "titans":
     return make_titans(model_cfg, rngs)
   if name == "memorizing":

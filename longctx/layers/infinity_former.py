@@ -41,6 +41,12 @@ Decisions (papers.md 4(e)):
     block just written): the write's inputs (old coefficients, stored inputs) are detached, not its
     result, so the gradient reaches the gate through the next block's read and stops at the next
     write.
+  - `tau_schedule` (NOT from the paper; 'fixed', the paper's, by default): 'equal' contracts with
+    tau_n = n / (n + 1) when the memory holds n blocks, so every block written so far keeps an equal
+    1 / (n + 1) of [0, 1] (uniform sampling) instead of the fixed tau's geometric (1 - tau) tau^age:
+    a flat reader then counts the whole past, not an exponential moving average over blocks
+    (experiments/infinity_former attempt 7). The memory carries its block count `ltm_blocks` [B]
+    for it; the contraction operator is then solved per example in each write (N x N Cholesky).
   - Not built: the boundary padding of the ridge fit over [-0.5, 1.5].
 The memory is float32; the LTM path computes in float32 whatever the activation dtype.
 """
@@ -54,6 +60,9 @@ from flax import nnx
 from longctx.layers.base import reset_memory
 from longctx.layers.local import TransformerXLAttention
 from longctx.ops import continuous_attention as cont
+
+
+TAU_SCHEDULES = ("fixed", "equal")
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,13 +83,16 @@ class InfinityFormerAttention(nnx.Module):
                basis_widths, ridge_lambda: float, tau: float, num_samples: int, sticky: bool,
                num_bins: int, min_var: float, stop_grad: bool, dtype, rope_theta, rngs: nnx.Rngs,
                kl_weight: float = 0.0, kl_sigma0: float = 0.05, kl_mu0: float = -1.0,
-               write_mask: bool = False):
+               write_mask: bool = False, tau_schedule: str = "fixed"):
+    if tau_schedule not in TAU_SCHEDULES:
+      raise ValueError(f"tau_schedule={tau_schedule!r} is not one of {TAU_SCHEDULES}")
     self.stm = TransformerXLAttention(d_model, num_heads, block_len=block_len, mem_blocks=stm_blocks,
                                       dtype=dtype, rope_theta=rope_theta, rngs=rngs)
     self.num_heads, self.head_dim, self.d_model = num_heads, d_model // num_heads, d_model
     self.block_len, self.stm_blocks = block_len, stm_blocks
     self.num_basis, self.basis_widths = num_basis, tuple(float(w) for w in basis_widths)
     self.ridge_lambda, self.tau, self.num_samples = float(ridge_lambda), float(tau), num_samples
+    self.tau_schedule = tau_schedule
     self.sticky, self.num_bins, self.min_var, self.stop_grad = sticky, num_bins, float(min_var), stop_grad
     self.kl_weight, self.kl_sigma0 = float(kl_weight), float(kl_sigma0)
     self.kl_mu0 = float(kl_mu0) if kl_mu0 >= 0 else None
@@ -109,6 +121,7 @@ class InfinityFormerAttention(nnx.Module):
         "stm_inputs": jnp.zeros((batch, self.stm_blocks * self.block_len, self.d_model), jnp.float32),
         "ltm_coeffs": jnp.zeros((batch, self.num_basis, self.d_model), jnp.float32),  # B [B, N, d]
         "ltm_filled": jnp.zeros((batch,), bool),  # False until the first block is written
+        "ltm_blocks": jnp.zeros((batch,), jnp.int32),  # blocks written so far (tau_schedule)
     }
 
   def read(self, x, coeffs):
@@ -124,11 +137,16 @@ class InfinityFormerAttention(nnx.Module):
                                            self.min_var)
     return z.reshape(b, l, h * d), mu, var
 
-  def write(self, coeffs, filled, evicted, evicted_valid, mu, var):
-    """Adds the evicted block [B, L, d] to the LTM where evicted_valid [B]; returns (coeffs, filled)."""
+  def write(self, coeffs, filled, evicted, evicted_valid, mu, var, num_written):
+    """Adds the evicted block [B, L, d] to the LTM where evicted_valid [B]; num_written [B] blocks
+    it holds already. Returns (coeffs, filled)."""
     b = coeffs.shape[0]
     c, s = self.basis()
     first_op, contraction_op = self.operators()
+    if self.tau_schedule == "equal":  # one tau, hence one operator [B, M + L, N], per example
+      positions = cont.contraction_positions(self.num_samples, self.block_len,
+                                             cont.equal_share_tau(num_written))
+      contraction_op = jax.vmap(lambda t: cont.ridge_operator(t, c, s, self.ridge_lambda))(positions)
     if self.sticky:
       hist = cont.density_histogram(jax.lax.stop_gradient(mu), jax.lax.stop_gradient(var),
                                     self.num_bins)
@@ -157,14 +175,16 @@ class InfinityFormerAttention(nnx.Module):
     old_coeffs = jax.lax.stop_gradient(coeffs) if self.stop_grad else coeffs
     if self.write_mask is not None:
       evicted = evicted * jax.nn.sigmoid(self.write_mask(evicted))
-    new_coeffs, new_filled = self.write(old_coeffs, filled, evicted, evicted_valid, mu, var)
+    new_coeffs, new_filled = self.write(old_coeffs, filled, evicted, evicted_valid, mu, var,
+                                        memory["ltm_blocks"])
     new_inputs = jnp.concatenate([memory["stm_inputs"], x.astype(jnp.float32)], axis=1)[:, l:]
     if self.stop_grad:
       # The stored inputs are detached, so (no mask) the new coefficients carry no gradient;
       # with the mask, only the gate's (see the module docstring).
       new_inputs = jax.lax.stop_gradient(new_inputs)
     new_memory = {"stm": stm_memory, "stm_inputs": new_inputs, "ltm_coeffs": new_coeffs,
-                  "ltm_filled": new_filled}
+                  "ltm_filled": new_filled,
+                  "ltm_blocks": memory["ltm_blocks"] + evicted_valid.astype(jnp.int32)}
     if not self.kl_weight:
       return y, new_memory
     kl = cont.gaussian_kl_to_prior(mu, var, self.kl_sigma0, self.kl_mu0)  # [B, H, L]

@@ -59,8 +59,9 @@ def ridge_operator(positions, centres, widths, ridge_lambda: float):
 
 
 def ridge_fit(x, operator):
-  """Coefficients B = G^T X: x [..., P, E], operator G [P, N] -> B [..., N, E]."""
-  return jnp.einsum("...pe,pn->...ne", x, operator.astype(x.dtype))
+  """Coefficients B = G^T X: x [..., P, E], operator G [P, N] (or one per example, [..., P, N])
+  -> B [..., N, E]."""
+  return jnp.einsum("...pe,...pn->...ne", x, operator.astype(x.dtype))
 
 
 def evaluate_signal(coeffs, t, centres, widths):
@@ -133,12 +134,23 @@ def histogram_quantiles(histogram, num_samples: int):
   return jax.vmap(one)(histogram)
 
 
-def contraction_positions(num_samples: int, num_new: int, tau: float):
+def contraction_positions(num_samples: int, num_new: int, tau):
   """Positions of the refit after a contraction (official G_inf layout): the M samples of the old
-  signal at tau * i / M (i = 1..M), the new vectors at tau + (1 - tau) * j / P (j = 1..P)."""
+  signal at tau * i / M (i = 1..M), the new vectors at tau + (1 - tau) * j / P (j = 1..P).
+  tau: a float -> [M + P]; an array [...] (one tau per example) -> [..., M + P]."""
+  tau = jnp.asarray(tau, jnp.float32)[..., None]
   old = tau * jnp.arange(1, num_samples + 1, dtype=jnp.float32) / num_samples
   new = tau + (1.0 - tau) * jnp.arange(1, num_new + 1, dtype=jnp.float32) / num_new
-  return jnp.concatenate([old, new])
+  return jnp.concatenate([old, new], axis=-1)
+
+
+def equal_share_tau(num_written):
+  """tau_n = n / (n + 1) for a memory that already holds n >= 1 blocks: the n old blocks keep n / (n + 1)
+  of [0, 1] and the new one gets 1 / (n + 1), so after every contraction each block written so far
+  spans an equal 1 / (n + 1) (uniform sampling). NOT the paper's (a fixed tau, a geometric weight
+  per block, see contraction_shares): longctx's `tau_schedule='equal'`."""
+  n = jnp.maximum(jnp.asarray(num_written, jnp.float32), 1.0)
+  return n / (n + 1.0)
 
 
 def first_fit_positions(num_new: int):
@@ -146,14 +158,19 @@ def first_fit_positions(num_new: int):
   return (jnp.arange(num_new, dtype=jnp.float32) + 0.5) / num_new
 
 
-def contraction_shares(num_blocks: int, tau: float):
+def contraction_shares(num_blocks: int, tau: float, schedule: str = "fixed"):
   """[num_blocks] share of [0, 1] that each written block (oldest first) spans in the memory signal
   after uniform-sampling contractions with a fixed tau: the first fit spans all of [0, 1] and every
   contraction squeezes the old signal by tau, so a block written a contractions ago spans
   (1 - tau) tau^a and the first tau^(num_blocks - 1). A reader with a flat density over [0, 1]
-  therefore weighs the past as an exponential moving average over blocks (numpy; sums to 1)."""
+  therefore weighs the past as an exponential moving average over blocks (numpy; sums to 1).
+  schedule='equal' (tau_n = n / (n + 1), equal_share_tau): every block 1 / num_blocks."""
   if num_blocks < 1 or not 0.0 < tau < 1.0:
     raise ValueError(f"contraction_shares: need num_blocks >= 1 and 0 < tau < 1, got {num_blocks}, {tau}")
+  if schedule == "equal":
+    return np.full(num_blocks, 1.0 / num_blocks)
+  if schedule != "fixed":
+    raise ValueError(f"contraction_shares: schedule={schedule!r} is not 'fixed' or 'equal'")
   age = num_blocks - 1 - np.arange(num_blocks)
   shares = (1.0 - tau) * tau ** age.astype(np.float64)
   shares[0] = tau ** (num_blocks - 1)
@@ -162,8 +179,9 @@ def contraction_shares(num_blocks: int, tau: float):
 
 def contract(coeffs, sample_t, new_x, contraction_operator, centres, widths):
   """One unbounded-memory update: evaluate the old signal at sample_t [B, M] (sorted, in [0, 1]),
-  squeeze those samples into [0, tau] and append the new vectors in (tau, 1] (the fixed layout of
-  `contraction_operator` = ridge_operator(contraction_positions(...))), refit.
+  squeeze those samples into [0, tau] and append the new vectors in (tau, 1] (the layout of
+  `contraction_operator` = ridge_operator(contraction_positions(...)): [P', N], or [B, P', N] with
+  one tau per example), refit.
 
   coeffs [B, N, E], new_x [B, P, E] -> new coeffs [B, N, E].
   """
