@@ -144,9 +144,12 @@ class InfinityFormerAttention(nnx.Module):
     c, s = self.basis()
     first_op, contraction_op = self.operators()
     if self.tau_schedule == "equal":  # one tau, hence one operator [B, M + L, N], per example
+      # lax.map, not vmap: the batched LAPACK Cholesky deadlocked XLA:CPU (jax 0.10.2, 2 cores) in
+      # the training step's rematerialised backward scan at batch >= 4 (no CPU used, step never
+      # returned); one unbatched N x N factorisation per example costs nothing next to the model.
       positions = cont.contraction_positions(self.num_samples, self.block_len,
                                              cont.equal_share_tau(num_written))
-      contraction_op = jax.vmap(lambda t: cont.ridge_operator(t, c, s, self.ridge_lambda))(positions)
+      contraction_op = jax.lax.map(lambda t: cont.ridge_operator(t, c, s, self.ridge_lambda), positions)
     if self.sticky:
       hist = cont.density_histogram(jax.lax.stop_gradient(mu), jax.lax.stop_gradient(var),
                                     self.num_bins)
