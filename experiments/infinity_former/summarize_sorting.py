@@ -18,9 +18,10 @@ import os
 
 from longctx.evaluate import mean_and_se
 
-RUNS = ("xl", "cmp", "inf", "inf_sticky")
+RUNS = ("xl", "cmp", "inf", "inf_sticky", "inf_equal")
 NAMES = {"xl": "Transformer-XL", "cmp": "Compressive", "inf": "infinity-former, uniform",
-         "inf_sticky": "infinity-former, sticky"}
+         "inf_sticky": "infinity-former, sticky",
+         "inf_equal": "infinity-former, uniform, tau_n = n/(n+1)"}
 
 
 def read_seed_dir(path, lengths):
@@ -54,8 +55,8 @@ def main():
       if seed in seeds:
         parser.error(f"{prior}: seed {seed} is already given by an earlier --prior")
       seeds[seed] = {run: {int(k): v for k, v in cells.items()} for run, cells in runs.items()}
-  for d in args.dirs:
-    seeds[os.path.basename(os.path.normpath(d))] = read_seed_dir(d, lengths)
+  for d in args.dirs:  # a directory named like a prior's seed adds its runs to that seed
+    seeds.setdefault(os.path.basename(os.path.normpath(d)), {}).update(read_seed_dir(d, lengths))
   if not seeds:
     parser.error("no seeds: give directories or --prior")
 
@@ -91,16 +92,17 @@ def main():
     if per_seed:
       print(f"  {NAMES[run]}: " + "  ".join(cols))
 
-  print("\nsticky minus uniform, paired by seed:")
-  for n in lengths:
-    diffs = [t["inf_sticky"][n] - t["inf"][n] for t in seeds.values()
-             if n in t.get("inf_sticky", {}) and n in t.get("inf", {})]
-    if diffs:
-      m, se = mean_and_se(diffs)
-      print(f"  {n:>5}: " + " ".join(f"{x:+.1f}" for x in diffs) + f"  mean {m:+.1f} +- {se:.1f}")
+  for other in ("inf_sticky", "inf_equal"):
+    print(f"\n{NAMES[other]} minus uniform, paired by seed:")
+    for n in lengths:
+      diffs = [t[other][n] - t["inf"][n] for t in seeds.values()
+               if n in t.get(other, {}) and n in t.get("inf", {})]
+      if diffs:
+        m, se = mean_and_se(diffs)
+        print(f"  {n:>5}: " + " ".join(f"{x:+.1f}" for x in diffs) + f"  mean {m:+.1f} +- {se:.1f}")
 
   print("\ninfinity-former's change minus Transformer-XL's, paired by seed (> 0: falls more slowly):")
-  for run in ("inf", "inf_sticky"):
+  for run in ("inf", "inf_sticky", "inf_equal"):
     for n in lengths[1:]:
       diffs = [(t[run][n] - t[run][lengths[0]]) - (t["xl"][n] - t["xl"][lengths[0]])
                for t in seeds.values()
