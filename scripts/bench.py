@@ -321,8 +321,10 @@ def child_main(flags):
     host_bytes = res["rss_after_compile_bytes"]
   if xla_bytes + host_bytes > budget:
     res["status"] = "skipped"
-    res["reason"] = (f"XLA estimate {xla_bytes / _GiB:.2f} GiB + RSS "
-                     f"{res['rss_after_compile_bytes'] / _GiB:.2f} GiB > budget {budget / _GiB:.2f} GiB")
+    res["reason"] = (f"XLA estimate {xla_bytes / _GiB:.2f} GiB > 90% of the device memory, "
+                     f"{budget / _GiB:.2f} GiB" if device_limit else
+                     f"XLA estimate {xla_bytes / _GiB:.2f} GiB + RSS {host_bytes / _GiB:.2f} GiB > "
+                     f"budget {budget / _GiB:.2f} GiB")
     res["rss_peak_bytes"] = _maxrss_bytes()
     write()
     return
