@@ -38,7 +38,8 @@ Decisions where the paper is silent (papers.md 2(e); all exposed in model.titans
   alpha_t W_0 + S_t). Why: with eq. 13 a memory forgets what the outer loop put into W_0 at the
   same rate as what it wrote at test time; trained MAG/MAL lost W_0's share over about the
   training length and their reads faded beyond it (experiments/titans/README.md, attempt 10).
-  Measured in attempt 11: it lifts MAL at 4x N (seed 0: 15 -> 80) but lowers the LMM and MAC.
+  Measured in attempts 11-12: it lifts MAL at 4x N (seed 0: 15 -> 80) but lowers the LMM and MAC,
+  and with it the linear LMM reads level with or above the deep LMM; so it is not the default.
 """
 import jax
 import jax.numpy as jnp
