@@ -6,12 +6,8 @@
 # reports; its log says at which step.
 #   OUT=runs/gpu bash experiments/titans/run_niah_gpu.sh
 OUT=${OUT:-runs/gpu}; mkdir -p "$OUT"
-export RUNS=/tmp/niah_runs PYTHON=python3 PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
-if ls .whl/*.whl >/dev/null 2>&1; then  # the image lacks ml_collections and tensorboardX
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/ml_collections-*.whl .whl/tensorboardx-*.whl .whl/orbax_checkpoint-*.whl \
-    && export PYTHONPATH=/tmp/site
-fi
+export RUNS=/tmp/niah_runs PYTHON=python3
+source experiments/bench/gpu/common.sh  # the image lacks ml_collections, tensorboardX, orbax
 export TIME_LIMIT_MIN=${TIME_LIMIT_MIN:-3.2}
 R="--config.model.titans.forget_to=initial"
 one() {  # one VARIANT SEED NAME [flags]: a run, its log tail and niah.json into $OUT

@@ -3,32 +3,14 @@
 # 15 minutes). Every stage is a separate bench run bounded by `timeout`; a failing stage does not
 # stop the next. Writes the bench JSONs and a log into $OUT (default bench_out/gpu).
 #   OUT=bench_out/gpu bash experiments/bench/gpu/run_h200.sh
-# On a machine whose image lacks ml_collections / tensorboardX, put their wheels in .whl/ first.
+# On a machine whose image lacks ml_collections / tensorboardX, put their wheels in .whl/ first
+# (common.sh).
 OUT=${OUT:-bench_out/gpu}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
 LOG=$OUT/log.txt
-{
-  date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target /tmp/site .whl/ml_collections-*.whl .whl/tensorboardx-*.whl && export PYTHONPATH=/tmp/site
-    # The image's flax, unless it predates the NNX API this code is written against (0.12).
-    if ! python3 -c "import flax,sys; v=tuple(map(int,flax.__version__.split('.')[:2])); sys.exit(v<(0,12))"; then
-      python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/flaxsite .whl/flax-*.whl \
-        && export PYTHONPATH=/tmp/flaxsite:/tmp/site
-    fi
-  fi
-  python3 -c "import jax, flax, optax, ml_collections; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
-} >>"$LOG" 2>&1
-stage() {  # stage SECONDS NAME ARGS...: one bench run, bounded (its children by --child_timeout_s)
-  local t=$1 name=$2; shift 2
-  echo "=== $name $(date -u +%T)" >>"$LOG"
-  timeout "$t" python3 scripts/bench.py --platform=cuda --child_timeout_s=$((t * 2 / 3)) "$@" \
-    --out "$OUT/$name.json" >>"$LOG" 2>&1
-  echo "=== $name rc=$? $(date -u +%T)" >>"$LOG"
-  pkill -f -- --_child_out; sleep 1  # a child orphaned by timeout must not hold the GPU
-}
+{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; } >>"$LOG" 2>&1
+source "$(dirname "$0")/common.sh" >>"$LOG" 2>&1
+python3 -c "import jax, flax, optax, ml_collections; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())" >>"$LOG" 2>&1
 # Issue 5 bar 2: MAC vs Infini at the same width, depth and block (gpu shape, then the CPU shape).
 stage 170 mac_vs_infini_gpu8k --config=configs/bench/decoder.py:gpu,variant=mac --attention=titans,infini --lengths=8K --repeats=3 --paired_rounds=2
 # Issue 4 bar 2: FAM vs BSWA at the paper's shape ratios (block 1024, L_F 64, 3 memory blocks).
