@@ -5,7 +5,7 @@
 # train.time_limit_minutes (then saves and evaluates as usual), so a run slower than planned still
 # reports; its log says at which step.
 #   OUT=runs/gpu bash experiments/titans/run_niah_gpu.sh
-OUT=${OUT:-runs/gpu}; mkdir -p "$OUT"
+OUT=${OUT:-runs/gpu}
 export RUNS=/tmp/niah_runs PYTHON=python3
 source experiments/bench/gpu/common.sh  # the image lacks ml_collections, tensorboardX, orbax
 export TIME_LIMIT_MIN=${TIME_LIMIT_MIN:-3.2}

@@ -6,10 +6,7 @@
 # On a machine whose image lacks ml_collections / tensorboardX, put their wheels in .whl/ first
 # (common.sh).
 OUT=${OUT:-bench_out/gpu}
-mkdir -p "$OUT"
-LOG=$OUT/log.txt
-{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; } >>"$LOG" 2>&1
-source "$(dirname "$0")/common.sh" >>"$LOG" 2>&1
+source "$(dirname "$0")/common.sh"
 python3 -c "import jax, flax, optax, ml_collections; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())" >>"$LOG" 2>&1
 # Issue 5 bar 2: MAC vs Infini at the same width, depth and block (gpu shape, then the CPU shape).
 stage 170 mac_vs_infini_gpu8k --config=configs/bench/decoder.py:gpu,variant=mac --attention=titans,infini --lengths=8K --repeats=3 --paired_rounds=2

@@ -4,14 +4,10 @@
 # log into $OUT (default bench_out/gpu_s37).
 #   OUT=bench_out/gpu_s37 bash experiments/bench/gpu/run_s37.sh
 OUT=${OUT:-bench_out/gpu_s37}
-mkdir -p "$OUT"
-LOG=$OUT/log.txt
-{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; } >>"$LOG" 2>&1
-source "$(dirname "$0")/common.sh" >>"$LOG" 2>&1
-python3 -c "import jax, flax; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())" >>"$LOG" 2>&1
+source "$(dirname "$0")/common.sh"
 # Issue 4: the attention and the feed-forward alone at BSWA's and FAM's shapes (block 1024, m 3).
 echo "=== fam_attention_shapes $(date -u +%T)" >>"$LOG"
-timeout 100 python3 experiments/fam/attention_shapes.py --out "$OUT/fam_attention_shapes.jsonl" >>"$LOG" 2>&1
+PYTHONPATH=.:${PYTHONPATH:-} timeout 100 python3 experiments/fam/attention_shapes.py --out "$OUT/fam_attention_shapes.jsonl" >>"$LOG" 2>&1
 echo "=== fam_attention_shapes rc=$? $(date -u +%T)" >>"$LOG"
 # Issue 4: the whole step with L_F 128 (2x the rows FAM adds) against BSWA, in one run.
 stage 130 fam128_vs_bswa_gpu8k --config=configs/bench/decoder.py:gpu,fam_len=128,mem_blocks=3 --attention=fam,bswa --lengths=8K --repeats=5 --paired_rounds=1

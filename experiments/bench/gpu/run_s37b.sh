@@ -5,9 +5,7 @@
 # (its compile ran past 86 s in the first call).
 #   OUT=bench_out/gpu_s37b bash experiments/bench/gpu/run_s37b.sh
 OUT=${OUT:-bench_out/gpu_s37b}
-mkdir -p "$OUT"
-LOG=$OUT/log.txt
-source "$(dirname "$0")/common.sh" >>"$LOG" 2>&1
+source "$(dirname "$0")/common.sh"
 echo "=== fam_attention_shapes $(date -u +%T)" >>"$LOG"
 PYTHONPATH=.:${PYTHONPATH:-} timeout 100 python3 experiments/fam/attention_shapes.py --out "$OUT/fam_attention_shapes.jsonl" >>"$LOG" 2>&1
 echo "=== fam_attention_shapes rc=$? $(date -u +%T)" >>"$LOG"
