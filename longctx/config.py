@@ -103,6 +103,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
           # and the memory weights grew without bound (experiments/titans/README.md, attempt 8).
           mac_write_norm=True,
           remat_chunks=True,      # recompute per-token memory weights in the backward pass
+          chunk_unroll=1,         # chunks per iteration of the chunk loop (lax.scan unroll)
       ),
       # Memorizing Transformer: kNN memory of `capacity` (k, v) pairs per head (a multiple of
       # block_len), top_k retrieved per query; layers: 0-based indices of the kNN layers, the
@@ -323,7 +324,8 @@ def _validate_titans(model, field):
     if t[name] not in allowed:
       raise ValueError(f"{field}.{name}={t[name]!r} is not one of {allowed}")
   for name, low in (("memory_depth", 1), ("memory_expansion", 1), ("chunk_size", 1),
-                    ("conv_width", 1), ("persistent_tokens", 0), ("window_blocks", 0)):
+                    ("chunk_unroll", 1), ("conv_width", 1), ("persistent_tokens", 0),
+                    ("window_blocks", 0)):
     if t[name] < low:
       raise ValueError(f"{field}.{name}={t[name]} must be >= {low}")
   if model.block_len % t.chunk_size:

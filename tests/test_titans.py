@@ -337,7 +337,21 @@ def test_memory_stays_finite_over_a_thousand_chunks_in_the_layer():
                                          ("gates", "block"), ("memory_depth", 0),
                                          ("max_grad_norm", -1.0), ("output_gate", "tanh"),
                                          ("max_momentum", 0.0), ("max_momentum", 1.5),
-                                         ("forget_to", "w0")])
+                                         ("forget_to", "w0"), ("chunk_unroll", 0)])
 def test_bad_titans_config_names_the_field(field, value):
   with pytest.raises(ValueError, match=f"model.titans.{field}"):
     tiny_model_config(attention="titans", titans={"chunk_size": CHUNK, field: value})
+
+
+def test_chunk_unroll_reaches_the_memory_and_leaves_the_output_unchanged():
+  # model.titans.chunk_unroll is plumbing for the GPU (fewer host-launched loop iterations): a
+  # MAC layer with both chunks of each block in one iteration computes what the rolled loop does.
+  x = inputs(5)
+  graphdef, state = make_layer("mac")
+  graphdef_u, state_u = make_layer("mac", chunk_unroll=2)
+  assert nnx.merge(graphdef_u, state_u).memory.chunk_unroll == 2
+  y, mem = fresh(graphdef, state, x)
+  y_u, mem_u = fresh(graphdef_u, state_u, x)
+  np.testing.assert_allclose(np.asarray(y_u), np.asarray(y), rtol=1e-5, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(mem_u), jax.tree.leaves(mem)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

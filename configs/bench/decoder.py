@@ -13,7 +13,8 @@ saved memory carries at ~2 sqrt(T/L) instead of T/L (the BSWA/XL cache is 2 m L 
 `--attention=fam,bswa`).
 `variant=mac|mag|mal|lmm` picks the Titans architecture for `--attention=titans`, `titans_chunk=b`
 its inner mini-batch (chunk) size, `titans_remat_chunks=False` stores each chunk's
-intermediates within a (checkpointed) block instead of recomputing them.
+intermediates within a (checkpointed) block instead of recomputing them, `titans_chunk_unroll=k`
+runs k chunks per iteration of the chunk loop.
   cpu    the bench shape = longctx.config.model_config defaults: 4 layers, d_model 256, 4 heads,
          SwiGLU 1024, block 256, byte vocabulary 256; lengths 4K..64K.
   smoke  a tiny model (d_model 64, 2 layers, 4 heads, SwiGLU 256, block 64) and short lengths,
@@ -41,7 +42,7 @@ def get_config(arg=None):
   arg = config_lib.parse_arg(arg, preset="cpu", attention="infini", remat_policy="nothing_saveable",
                              mem_blocks=1, update_rule="linear", dtype="float32",
                              scan_group_blocks=0, fam_len=64, variant="mac", titans_chunk=16,
-                             titans_remat_chunks=True)
+                             titans_remat_chunks=True, titans_chunk_unroll=1)
   if arg.preset not in _PRESETS:
     raise ValueError(f"config argument preset={arg.preset!r} is not one of {sorted(_PRESETS)}")
   preset = _PRESETS[arg.preset]
@@ -60,6 +61,7 @@ def get_config(arg=None):
   cfg.model.titans.variant = arg.variant   # model.attention=titans: lmm | mac | mag | mal
   cfg.model.titans.chunk_size = arg.titans_chunk
   cfg.model.titans.remat_chunks = arg.titans_remat_chunks
+  cfg.model.titans.chunk_unroll = arg.titans_chunk_unroll
   cfg.data.seq_len = preset["seq_len"]
 
   cfg.bench = ml_collections.ConfigDict(dict(

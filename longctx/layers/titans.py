@@ -78,6 +78,7 @@ class NeuralMemory(nnx.Module):
     self.max_momentum = opts.max_momentum
     self.max_grad_norm = opts.max_grad_norm
     self.remat_chunks = opts.remat_chunks
+    self.chunk_unroll = opts.chunk_unroll
     self.normalize_values = opts.normalize_values
     self.forget_to_initial = opts.forget_to == "initial"
     linear = lambda i, o, **kw: nnx.Linear(i, o, dtype=dtype, rngs=rngs, **kw)
@@ -170,7 +171,8 @@ class NeuralMemory(nnx.Module):
     reads, weights, momentum = nm_ops.batched_memory_forward(
         state["weights"], state["momentum"], to_bh(keys), to_bh(values), to_bh(queries),
         to_bh(theta), to_bh(eta), to_bh(alpha), chunk_size=self.chunk_size,
-        remat=self.remat_chunks, max_grad_norm=self.max_grad_norm, anchor=anchor)
+        remat=self.remat_chunks, max_grad_norm=self.max_grad_norm, anchor=anchor,
+        unroll=self.chunk_unroll)
     return jnp.moveaxis(reads, 2, 1), dict(state, weights=weights, momentum=momentum)
 
   def read(self, queries, state):

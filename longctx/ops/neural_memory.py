@@ -191,7 +191,8 @@ def chunk_read_update(weights, momentum, keys, values, queries, theta, eta, alph
 
 
 def memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, *,
-                   chunk_size: int, remat: bool = True, max_grad_norm: float = 0.0, anchor=None):
+                   chunk_size: int, remat: bool = True, max_grad_norm: float = 0.0, anchor=None,
+                   unroll: int = 1):
   """Writes T tokens chunk by chunk and reads each token's query after its own write.
 
   weights, momentum: tuples of [D_in, D_out]; keys, values, queries [T, D]; theta, eta, alpha [T].
@@ -199,6 +200,9 @@ def memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, 
   remat: recompute each chunk in the backward pass instead of storing its intermediates.
   max_grad_norm > 0: clip each token's inner gradient to that norm (chunk_read_update).
   anchor: None (eq. 13) or weights (tuple of [D_in, D_out]) that forgetting pulls towards.
+  unroll: chunks per iteration of the chunk loop (lax.scan's unroll; the same arithmetic). On a GPU
+  each loop iteration is launched from the host, and MAC's step was launch-bound there
+  (experiments/titans/README.md, stop 37).
   Each chunk runs in the matmul form of chunk_read_update (no per-token weight matrices).
   """
   t = keys.shape[0]
@@ -218,13 +222,14 @@ def memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, 
 
   if remat:
     body = jax.checkpoint(body)
-  (weights, momentum), reads = jax.lax.scan(body, (weights, momentum), (xs, coefficients))
+  (weights, momentum), reads = jax.lax.scan(body, (weights, momentum), (xs, coefficients),
+                                            unroll=unroll)
   return reads.reshape(t, -1), weights, momentum
 
 
 def batched_memory_forward(weights, momentum, keys, values, queries, theta, eta, alpha, *,
                            chunk_size: int, remat: bool = True, max_grad_norm: float = 0.0,
-                           anchor=None):
+                           anchor=None, unroll: int = 1):
   """memory_forward for every example and head, each with its own memory.
 
   weights, momentum: tuples of [B, H, D_in, D_out]; keys, values, queries [B, H, T, D];
@@ -233,7 +238,7 @@ def batched_memory_forward(weights, momentum, keys, values, queries, theta, eta,
   """
   def fn(w, s, k, v, q, th, et, al, wbar):
     return memory_forward(w, s, k, v, q, th, et, al, chunk_size=chunk_size, remat=remat,
-                          max_grad_norm=max_grad_norm, anchor=wbar)
+                          max_grad_norm=max_grad_norm, anchor=wbar, unroll=unroll)
   per_head = jax.vmap(fn)                                     # over H (anchor too)
   per_example = jax.vmap(per_head, in_axes=(0,) * 8 + (None,))   # over B (anchor shared)
   return per_example(weights, momentum, keys, values, queries, theta, eta, alpha, anchor)
