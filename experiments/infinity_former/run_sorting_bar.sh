@@ -24,7 +24,8 @@ for RUN in $RUNS; do
     inf_sticky) CFG=configs/sorting/infinity_former.py; EXTRA="--config.model.infinity_former.sticky=True";;
     # tau_n = n / (n + 1), every block an equal share of the memory (not in the paper; attempt 9)
     inf_equal) CFG=configs/sorting/infinity_former.py; EXTRA="--config.model.infinity_former.tau_schedule=equal";;
-    *) echo "unknown run $RUN (xl, cmp, inf, inf_sticky, inf_equal)"; exit 2;;
+    inf_sticky_equal) CFG=configs/sorting/infinity_former.py; EXTRA="--config.model.infinity_former.tau_schedule=equal --config.model.infinity_former.sticky=True";;
+    *) echo "unknown run $RUN (xl, cmp, inf, inf_sticky, inf_equal, inf_sticky_equal)"; exit 2;;
   esac
   start=$(date +%s)
   if [ ! -f $OUT/${RUN}_base/sorting.json ]; then

@@ -18,10 +18,11 @@ import os
 
 from longctx.evaluate import mean_and_se
 
-RUNS = ("xl", "cmp", "inf", "inf_sticky", "inf_equal")
+RUNS = ("xl", "cmp", "inf", "inf_sticky", "inf_equal", "inf_sticky_equal")
 NAMES = {"xl": "Transformer-XL", "cmp": "Compressive", "inf": "infinity-former, uniform",
          "inf_sticky": "infinity-former, sticky",
-         "inf_equal": "infinity-former, uniform, tau_n = n/(n+1)"}
+         "inf_equal": "infinity-former, uniform, tau_n = n/(n+1)",
+         "inf_sticky_equal": "infinity-former, sticky, tau_n = n/(n+1)"}
 
 
 def read_seed_dir(path, lengths):
@@ -92,17 +93,19 @@ def main():
     if per_seed:
       print(f"  {NAMES[run]}: " + "  ".join(cols))
 
-  for other in ("inf_sticky", "inf_equal"):
-    print(f"\n{NAMES[other]} minus uniform, paired by seed:")
+  for other, base in (("inf_sticky", "inf"), ("inf_equal", "inf"), ("inf_sticky_equal", "inf_equal")):
+    rows = []
     for n in lengths:
-      diffs = [t[other][n] - t["inf"][n] for t in seeds.values()
-               if n in t.get(other, {}) and n in t.get("inf", {})]
+      diffs = [t[other][n] - t[base][n] for t in seeds.values()
+               if n in t.get(other, {}) and n in t.get(base, {})]
       if diffs:
         m, se = mean_and_se(diffs)
-        print(f"  {n:>5}: " + " ".join(f"{x:+.1f}" for x in diffs) + f"  mean {m:+.1f} +- {se:.1f}")
+        rows.append(f"  {n:>5}: " + " ".join(f"{x:+.1f}" for x in diffs) + f"  mean {m:+.1f} +- {se:.1f}")
+    if rows:
+      print(f"\n{NAMES[other]} minus {NAMES[base]}, paired by seed:\n" + "\n".join(rows))
 
   print("\ninfinity-former's change minus Transformer-XL's, paired by seed (> 0: falls more slowly):")
-  for run in ("inf", "inf_sticky", "inf_equal"):
+  for run in ("inf", "inf_sticky", "inf_equal", "inf_sticky_equal"):
     for n in lengths[1:]:
       diffs = [(t[run][n] - t[run][lengths[0]]) - (t["xl"][n] - t["xl"][lengths[0]])
                for t in seeds.values()
