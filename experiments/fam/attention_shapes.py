@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from longctx.ops import attention as attn_ops
+from longctx.ops.fam_mask import fam_attention_mask
 
 
 def timed(fn, args, repeats):
@@ -41,16 +42,18 @@ def timed(fn, args, repeats):
   return statistics.median(times)
 
 
-def attention_case(batch, heads, head_dim, rows, keys, causal_len, repeats, key):
-  """fwd + bwd of the one-mask attention: the first keys - causal_len keys visible to every row,
-  the last causal_len keys causal for the last causal_len rows (the FAM mask's shape of cost)."""
+def attention_case(batch, heads, head_dim, rows, keys, causal_len, repeats, key, mask=None):
+  """fwd + bwd of the one-mask attention. mask [B, 1, rows, keys], or by default the first
+  keys - causal_len keys visible to every row and the last causal_len keys causal for the last
+  causal_len rows (BSWA's mask, and the FAM mask's shape of cost for the rows / keys cases)."""
   kq, kk, kv = jax.random.split(key, 3)
   q = jax.random.normal(kq, (batch, rows, heads, head_dim), jnp.float32)
   k = jax.random.normal(kk, (batch, keys, heads, head_dim), jnp.float32)
   v = jax.random.normal(kv, (batch, keys, heads, head_dim), jnp.float32)
-  full = jnp.ones((rows, keys - causal_len), bool)
-  causal = jnp.tril(jnp.ones((rows, causal_len), bool), k=causal_len - rows)
-  mask = jnp.broadcast_to(jnp.concatenate([full, causal], 1)[None, None], (batch, 1, rows, keys))
+  if mask is None:
+    full = jnp.ones((rows, keys - causal_len), bool)
+    causal = jnp.tril(jnp.ones((rows, causal_len), bool), k=causal_len - rows)
+    mask = jnp.broadcast_to(jnp.concatenate([full, causal], 1)[None, None], (batch, 1, rows, keys))
 
   def loss(q, k, v, mask):
     return jnp.sum(attn_ops.dot_product_attention(q, k, v, mask))
@@ -92,7 +95,11 @@ def main():
   results = []
   base = None
   for name, (rows, keys) in cases.items():
-    seconds = attention_case(b, h, head_dim, rows, keys, l, flags.repeats, key)
+    # The fam and fam2x cases use the layer's own mask (longctx.ops.fam_mask, every cache slot
+    # valid), so the timed attention is the one FAM runs; the others use the generic mask above.
+    fam_rows = {"fam": f, "fam2x": 2 * f}.get(name)
+    mask = None if fam_rows is None else fam_attention_mask(jnp.ones((b, m * l), bool), fam_rows, l)
+    seconds = attention_case(b, h, head_dim, rows, keys, l, flags.repeats, key, mask)
     base = base or seconds
     results.append(dict(part="attention", case=name, rows=rows, keys=keys, seconds=seconds,
                         time_x_bswa=seconds / base, flops_x_bswa=rows * keys / cases["bswa"][0] /
