@@ -4,7 +4,9 @@ Reads `<dir>/<run>_<L>/sorting.json` as written by `run_sorting_bar.sh` (one dir
 optionally, earlier seeds transcribed from README.md (`--prior`, repeatable: `sorting_seeds_0_1.json`
 holds attempts 4-5, `sorting_seed_2.json` attempt 6, `sorting_seed_3.json` attempt 7; their run
 directories are gone). Prints per seed and run the accuracy at each length, the change from the
-shortest length, then the mean and standard error over seeds of each, sticky minus uniform, and the bar's first clause paired by seed:
+shortest length, then the mean and standard error over seeds of each, sticky minus uniform (model
+against model, and on the same base where `cross_finetune.sh` ran), and the bar's first clause
+paired by seed:
 infinity-former's change from the shortest length minus Transformer-XL's (> 0: it falls more slowly).
 
   python experiments/infinity_former/summarize_sorting.py runs/NEW_SEED_DIR --lengths 256,512,1024 \
@@ -18,11 +20,15 @@ import os
 
 from longctx.evaluate import mean_and_se
 
-RUNS = ("xl", "cmp", "inf", "inf_sticky", "inf_equal", "inf_sticky_equal")
+RUNS = ("xl", "cmp", "inf", "inf_sticky", "inf_equal", "inf_sticky_equal", "inf_then_sticky",
+        "inf_sticky_then_uniform")
 NAMES = {"xl": "Transformer-XL", "cmp": "Compressive", "inf": "infinity-former, uniform",
          "inf_sticky": "infinity-former, sticky",
          "inf_equal": "infinity-former, uniform, tau_n = n/(n+1)",
-         "inf_sticky_equal": "infinity-former, sticky, tau_n = n/(n+1)"}
+         "inf_sticky_equal": "infinity-former, sticky, tau_n = n/(n+1)",
+         # cross_finetune.sh: the fine-tune at each length starts from the other rule's base
+         "inf_then_sticky": "infinity-former, uniform base, sticky fine-tune",
+         "inf_sticky_then_uniform": "infinity-former, sticky base, uniform fine-tune"}
 
 
 def read_seed_dir(path, lengths):
@@ -103,6 +109,26 @@ def main():
         rows.append(f"  {n:>5}: " + " ".join(f"{x:+.1f}" for x in diffs) + f"  mean {m:+.1f} +- {se:.1f}")
     if rows:
       print(f"\n{NAMES[other]} minus {NAMES[base]}, paired by seed:\n" + "\n".join(rows))
+
+  # Sticky minus uniform with the base held fixed (cross_finetune.sh): per seed and length, the
+  # mean of (uniform base: sticky fine-tune - uniform fine-tune) and (sticky base: sticky
+  # fine-tune - uniform fine-tune), so the base's training luck cancels.
+  rows = []
+  for n in lengths:
+    per_seed = []
+    for seed, t in seeds.items():
+      cells = [t.get(r, {}).get(n) for r in ("inf_then_sticky", "inf", "inf_sticky",
+                                              "inf_sticky_then_uniform")]
+      if None not in cells:
+        on_uniform, on_sticky = cells[0] - cells[1], cells[2] - cells[3]
+        per_seed.append((seed, on_uniform, on_sticky, (on_uniform + on_sticky) / 2))
+    if per_seed:
+      m, se = mean_and_se([x[3] for x in per_seed])
+      rows.append(f"  {n:>5}: " + "  ".join(f"{s} {a:+.1f} / {b:+.1f} -> {c:+.1f}"
+                                            for s, a, b, c in per_seed) + f"   mean {m:+.1f} +- {se:.1f}")
+  if rows:
+    print("\nsticky minus uniform fine-tune on the same base (seed: on the uniform base / on the "
+          "sticky base -> mean):\n" + "\n".join(rows))
 
   print("\ninfinity-former's change minus Transformer-XL's, paired by seed (> 0: falls more slowly):")
   for run in ("inf", "inf_sticky", "inf_equal", "inf_sticky_equal"):
