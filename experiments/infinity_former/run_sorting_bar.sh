@@ -9,6 +9,9 @@
 # (defaults 1500 300 "256 512 1024": ~1 h 50 min on 2 quiet CPU cores; add 2048 for ~25 min more
 # per run (attempt 5); SEED=1 for another seed; DIAG=1 evaluates each model at its own length only
 # (the paper's table), which saves most of the evaluation time; a finished base is not retrained)
+# Sticky vs uniform on the SAME base (attempt 11): RUNS="inf_then_sticky inf_sticky_then_uniform"
+# fine-tune the inf / inf_sticky base (which must exist) with the other sampling rule, so within one
+# seed each rule's fine-tune is compared with the other's on one base, the same batches and documents.
 set -u
 OUT=${1:?output dir}; BASE=${2:-1500}; FT=${3:-300}; LENGTHS=${4:-"256 512 1024"}
 PY=${PYTHON:-python}; SEED=${SEED:-0}; SAMPLES=${SAMPLES:-1024}; RUNS=${RUNS:-"xl cmp inf inf_sticky"}
@@ -17,6 +20,7 @@ mkdir -p "$OUT"
 source "$(dirname "$0")/sorting_flags.sh"   # XLA_FLAGS and COMMON
 eval_lengths() { if [ "$DIAG" = 1 ]; then echo "($1,)"; else echo "(256,512,1024,2048)"; fi; }
 for RUN in $RUNS; do
+  FROM=$RUN   # whose base the fine-tunes start from
   case $RUN in
     xl) CFG=configs/sorting/xl.py; EXTRA="";;
     cmp) CFG=configs/sorting/compressive.py; EXTRA="";;
@@ -25,10 +29,15 @@ for RUN in $RUNS; do
     # tau_n = n / (n + 1), every block an equal share of the memory (not in the paper; attempt 9)
     inf_equal) CFG=configs/sorting/infinity_former.py; EXTRA="--config.model.infinity_former.tau_schedule=equal";;
     inf_sticky_equal) CFG=configs/sorting/infinity_former.py; EXTRA="--config.model.infinity_former.tau_schedule=equal --config.model.infinity_former.sticky=True";;
-    *) echo "unknown run $RUN (xl, cmp, inf, inf_sticky, inf_equal, inf_sticky_equal)"; exit 2;;
+    inf_then_sticky) CFG=configs/sorting/infinity_former.py; FROM=inf; EXTRA="--config.model.infinity_former.sticky=True";;
+    inf_sticky_then_uniform) CFG=configs/sorting/infinity_former.py; FROM=inf_sticky; EXTRA="--config.model.infinity_former.sticky=False";;
+    *) echo "unknown run $RUN (xl, cmp, inf, inf_sticky, inf_equal, inf_sticky_equal, inf_then_sticky, inf_sticky_then_uniform)"; exit 2;;
   esac
+  if [ $FROM != $RUN ] && [ ! -f $OUT/${FROM}_base/sorting.json ]; then
+    echo "$RUN needs the finished base $OUT/${FROM}_base (run RUNS=$FROM first)"; exit 1
+  fi
   start=$(date +%s)
-  if [ ! -f $OUT/${RUN}_base/sorting.json ]; then
+  if [ ! -f $OUT/${RUN}_base/sorting.json ] && [ $FROM = $RUN ]; then
     nice -n 5 $PY -m longctx.main --config=$CFG:cpu,length=256 --workdir=$OUT/${RUN}_base $COMMON $EXTRA \
       --config.train.steps=$BASE "--config.evals.sorting.lengths=$(eval_lengths 256)" \
       > $OUT/${RUN}_base.log 2>&1 || { echo "$RUN base failed"; exit 1; }
@@ -37,7 +46,7 @@ for RUN in $RUNS; do
   for L in $LENGTHS; do
     if [ "$L" = 256 ]; then SCHED="()"; else SCHED="(($BASE,$L),)"; fi
     WD=$OUT/${RUN}_$L
-    [ -d $WD ] || { cp -r $OUT/${RUN}_base $WD; rm -f $WD/sorting.*; }
+    [ -d $WD ] || { cp -r $OUT/${FROM}_base $WD; rm -f $WD/sorting.*; }
     start=$(date +%s)
     nice -n 5 $PY -m longctx.main --config=$CFG:cpu,length=256 --workdir=$WD $COMMON $EXTRA \
       --config.train.steps=$(( BASE + FT )) "--config.data.seq_len_schedule=$SCHED" \

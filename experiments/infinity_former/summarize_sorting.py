@@ -5,8 +5,8 @@ optionally, earlier seeds transcribed from README.md (`--prior`, repeatable: `so
 holds attempts 4-5, `sorting_seed_2.json` attempt 6, `sorting_seed_3.json` attempt 7; their run
 directories are gone). Prints per seed and run the accuracy at each length, the change from the
 shortest length, then the mean and standard error over seeds of each, sticky minus uniform (model
-against model, and on the same base where `cross_finetune.sh` ran), and the bar's first clause
-paired by seed:
+against model, and on the same base where run_sorting_bar.sh's inf_then_sticky and
+inf_sticky_then_uniform ran), and the bar's first clause paired by seed:
 infinity-former's change from the shortest length minus Transformer-XL's (> 0: it falls more slowly).
 
   python experiments/infinity_former/summarize_sorting.py runs/NEW_SEED_DIR --lengths 256,512,1024 \
@@ -26,7 +26,7 @@ NAMES = {"xl": "Transformer-XL", "cmp": "Compressive", "inf": "infinity-former, 
          "inf_sticky": "infinity-former, sticky",
          "inf_equal": "infinity-former, uniform, tau_n = n/(n+1)",
          "inf_sticky_equal": "infinity-former, sticky, tau_n = n/(n+1)",
-         # cross_finetune.sh: the fine-tune at each length starts from the other rule's base
+         # the fine-tune at each length starts from the other rule's base
          "inf_then_sticky": "infinity-former, uniform base, sticky fine-tune",
          "inf_sticky_then_uniform": "infinity-former, sticky base, uniform fine-tune"}
 
@@ -110,9 +110,9 @@ def main():
     if rows:
       print(f"\n{NAMES[other]} minus {NAMES[base]}, paired by seed:\n" + "\n".join(rows))
 
-  # Sticky minus uniform with the base held fixed (cross_finetune.sh): per seed and length, the
-  # mean of (uniform base: sticky fine-tune - uniform fine-tune) and (sticky base: sticky
-  # fine-tune - uniform fine-tune), so the base's training luck cancels.
+  # Sticky minus uniform with the base held fixed (inf_then_sticky, inf_sticky_then_uniform): per
+  # seed and length, the mean of (uniform base: sticky fine-tune - uniform fine-tune) and (sticky
+  # base: sticky fine-tune - uniform fine-tune), so the base's training luck cancels.
   rows = []
   for n in lengths:
     per_seed = []
