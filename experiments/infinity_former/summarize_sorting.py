@@ -119,12 +119,16 @@ def main():
     for seed, t in seeds.items():
       cells = [t.get(r, {}).get(n) for r in ("inf_then_sticky", "inf", "inf_sticky",
                                               "inf_sticky_then_uniform")]
-      if None not in cells:
-        on_uniform, on_sticky = cells[0] - cells[1], cells[2] - cells[3]
-        per_seed.append((seed, on_uniform, on_sticky, (on_uniform + on_sticky) / 2))
+      # a base whose two fine-tunes did not both run is left out of the seed's mean ('n/a')
+      diffs = [None if None in (a, b) else a - b for a, b in ((cells[0], cells[1]),
+                                                              (cells[2], cells[3]))]
+      if diffs != [None, None]:
+        present = [d for d in diffs if d is not None]
+        per_seed.append((seed, *diffs, sum(present) / len(present)))
     if per_seed:
       m, se = mean_and_se([x[3] for x in per_seed])
-      rows.append(f"  {n:>5}: " + "  ".join(f"{s} {a:+.1f} / {b:+.1f} -> {c:+.1f}"
+      fmt = lambda d: "n/a" if d is None else f"{d:+.1f}"  # noqa: E731
+      rows.append(f"  {n:>5}: " + "  ".join(f"{s} {fmt(a)} / {fmt(b)} -> {c:+.1f}"
                                             for s, a, b, c in per_seed) + f"   mean {m:+.1f} +- {se:.1f}")
   if rows:
     print("\nsticky minus uniform fine-tune on the same base (seed: on the uniform base / on the "
