@@ -150,15 +150,23 @@ class Checkpointer:
           f"no checkpoint for step {step} in {self.directory}; steps: {self.all_steps()}")
     return step
 
-  def restore(self, step: int | None, abstract_state):
+  def restore(self, step: int | None, abstract_state, restartable=()):
     """Restores (state, meta) at `step` (None: latest) onto `abstract_state`'s shapes and shardings.
 
     `abstract_state` is a pytree of jax.ShapeDtypeStruct (e.g. from jax.eval_shape), carrying
     shardings to restore onto a different mesh. Leaf dtypes follow `abstract_state` (orbax casts).
     Raises FileNotFoundError when there is no such checkpoint and one ValueError naming the
     directory and the first differing leaf when the checkpoint's tree does not match.
+    `restartable`: top-level items of a dict state (the trainer: 'memory') whose stored tree may
+    differ from the target's (a changed memory mechanism); such an item is not read and comes
+    back as None, for the caller to start afresh. Every other item must still match.
     """
     step = self._resolve_step(step)
+    restart = [k for k in restartable
+               if isinstance(abstract_state, dict) and k in abstract_state
+               and self._differs(step, abstract_state, k)]
+    if restart:
+      return self._restore_without(step, abstract_state, restart)
     self._check_matches(step, abstract_state)
     args = ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
@@ -168,10 +176,40 @@ class Checkpointer:
       raise ValueError(f"cannot restore checkpoint {self.directory / str(step)}: {e}") from e
     return out["state"], out["meta"]
 
-  def _check_matches(self, step: int, abstract_state):
+  def _stored_tree(self, step: int):
+    stored = self._mngr.item_metadata(step)["state"]
+    return getattr(stored, "tree", stored)   # orbax TreeMetadata -> the nested dict
+
+  def _differs(self, step: int, abstract_state, key: str) -> bool:
+    """Whether stored item `key` differs from abstract_state[key] in paths or shapes."""
+    stored = self._stored_tree(step)
+    if not isinstance(stored, dict) or key not in stored:
+      return True
+    saved, want = flat_leaves(stored[key]), flat_leaves(abstract_state[key])
+    return saved.keys() != want.keys() or any(
+        tuple(saved[k].shape) != tuple(x.shape) for k, x in want.items())
+
+  def _restore_without(self, step: int, abstract_state, restart):
+    """(state with None for the `restart` items, meta): the other items are checked and read."""
+    stored = self._stored_tree(step)
+    kept = {k: v for k, v in abstract_state.items() if k not in restart}
+    self._check_matches(step, kept, {k: v for k, v in stored.items() if k not in restart})
+    # The skipped items' stored leaves are PLACEHOLDERs (orbax reads nothing for them); this needs
+    # the PyTree handler, as restore_item does, since StandardRestore takes no placeholders.
+    target = dict(kept, **{k: jax.tree.map(lambda _: ocp.PLACEHOLDER, stored[k])
+                           for k in restart if k in stored})
+    restore_args = ocp.checkpoint_utils.construct_restore_args(target)
+    path = self.directory / str(step) / "state"
+    with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as reader:
+      out = reader.restore(path, args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args))
+    state = {k: (None if k in restart else out[k]) for k in abstract_state}
+    meta = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    return state, meta
+
+  def _check_matches(self, step: int, abstract_state, stored=None):
     """Compares the stored tree (paths, shapes) to `abstract_state` before reading any array."""
     where = f"checkpoint {self.directory / str(step)}"
-    stored = self._mngr.item_metadata(step)["state"]
+    stored = self._mngr.item_metadata(step)["state"] if stored is None else stored
     if stored is None:
       return  # no metadata (e.g. an older format): orbax's own checks apply
     saved, want = flat_leaves(stored), flat_leaves(abstract_state)
@@ -199,8 +237,7 @@ class Checkpointer:
     """
     step = self._resolve_step(step)
     path = self.directory / str(step) / "state"
-    stored = self._mngr.item_metadata(step)["state"]
-    stored = getattr(stored, "tree", stored)   # orbax TreeMetadata -> the nested dict
+    stored = self._stored_tree(step)
     if not isinstance(stored, dict) or key not in stored:
       raise ValueError(f"checkpoint {path} holds no '{key}' (top-level items: "
                        f"{sorted(stored) if isinstance(stored, dict) else type(stored).__name__})")

@@ -47,7 +47,10 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
                            # 'fixed' (the paper): every contraction squeezes the past into [0, tau].
                            # 'equal' (not in the paper): tau_n = n / (n + 1), every block keeps an
                            # equal share of [0, 1] (layers/infinity_former.py).
-                           tau_schedule="fixed"),
+                           tau_schedule="fixed",
+                           # sticky points: 'quantile' (deterministic histogram quantiles) or
+                           # 'categorical' (the official code's random draw of bins' left edges).
+                           sticky_draw="quantile"),
       # TransformerFAM (Table 4 defaults): FAM length L_F, BSWA memory blocks next to the FAM.
       # state_norm (not in the paper, off = Algorithm 2): RMSNorm (learned scale) on the FAM before
       # it is carried, which stops its linear growth with blocks (experiments/fam attempts 4-6).

@@ -55,7 +55,7 @@ def validate_model(model, field="model"):
 
 
 def _validate_infinity_former(c, field):
-  from longctx.layers.infinity_former import TAU_SCHEDULES  # pylint: disable=import-outside-toplevel
+  from longctx.layers.infinity_former import STICKY_DRAWS, TAU_SCHEDULES  # pylint: disable=import-outside-toplevel
   widths = tuple(c.basis_widths)
   checks = (
       ("stm_blocks", c.stm_blocks >= 1, ">= 1"),
@@ -70,6 +70,7 @@ def _validate_infinity_former(c, field):
       ("kl_weight", c.kl_weight >= 0, ">= 0"),
       ("kl_sigma0", c.kl_sigma0 > 0, "> 0"),
       ("tau_schedule", c.tau_schedule in TAU_SCHEDULES, f"one of {TAU_SCHEDULES}"),
+      ("sticky_draw", c.sticky_draw in STICKY_DRAWS, f"one of {STICKY_DRAWS}"),
   )
   for name, ok, what in checks:
     if not ok:

@@ -190,7 +190,15 @@ def train_and_evaluate(cfg, workdir: str):
   ckpt_lib.install_sigterm_handler()
   start = 0
   if resuming:
-    state, meta = checkpointer.restore(None, _abstract(state, state_sh))
+    fresh_memory = state["memory"]
+    state, meta = checkpointer.restore(None, _abstract(state, state_sh), restartable=("memory",))
+    if state["memory"] is None:
+      # Only the memory carried across steps differs (another memory mechanism, e.g. a changed
+      # infinity_former.sticky_draw, or another batch size): it restarts empty, like a new document.
+      logging.warning("%s: the checkpoint's carried memory has another structure than this "
+                      "config's; the memory restarts empty (parameters, optimizer state, step and "
+                      "RNG are restored)", workdir)
+      state["memory"] = fresh_memory
     start = int(state["step"])
     logging.info("Resumed from %s at step %d (data position %s)", workdir, start, meta)
     if hasattr(source, "restore"):   # streaming sources resume from the saved position directly

@@ -109,6 +109,33 @@ def test_single_leaf_mismatch(tmp_path):
       ck.restore(0, abstract)
 
 
+def test_a_restartable_item_of_another_structure_comes_back_none(tmp_path):
+  """restartable=('memory',): a memory of another tree or shape is not read (None) while the rest
+  is restored exactly; a matching memory is restored; other items must still match."""
+  st = _state()
+  with ckpt_lib.Checkpointer(tmp_path) as ck:
+    ck.save(0, st, META)
+    ck.wait()
+    for change in ("extra", "shape"):
+      abstract = jax.eval_shape(_state)
+      if change == "extra":
+        abstract["memory"]["key"] = jax.ShapeDtypeStruct((2, 2), jnp.uint32)
+      else:
+        abstract["memory"]["M"] = jax.ShapeDtypeStruct((4, 4, 8), jnp.float32)
+      got, meta = ck.restore(0, abstract, restartable=("memory",))
+      assert got["memory"] is None and meta == META
+      assert isinstance(got["opt"][0], optax.ScaleByAdamState)
+      rest = {k: v for k, v in st.items() if k != "memory"}
+      assert jax.tree.structure(rest) == jax.tree.structure({k: got[k] for k in rest})
+      for a, b in zip(jax.tree.leaves({k: got[k] for k in rest}), jax.tree.leaves(rest)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    got, _ = ck.restore(0, jax.eval_shape(_state), restartable=("memory",))
+    np.testing.assert_array_equal(np.asarray(got["memory"]["M"]), np.asarray(st["memory"]["M"]))
+    abstract = jax.eval_shape(lambda: _state(d=4))
+    with pytest.raises(ValueError, match="does not match the model"):
+      ck.restore(0, abstract, restartable=("memory",))
+
+
 def test_structure_mismatch_is_clear(tmp_path):
   with ckpt_lib.Checkpointer(tmp_path) as ck:
     _fill(ck, [0])

@@ -242,6 +242,39 @@ def test_sticky_samples_concentrate_where_attention_was():
   assert abs(inside(t, 0.2, 0.4) - expected) <= 3
 
 
+def np_categorical_points(hist, u):
+  """The official draw by inversion (numpy): bin j for each u with cdf[j-1] <= u < cdf[j], as a
+  loop over the bins; its left edge j / K; sorted."""
+  cdf = np.cumsum(np.asarray(hist, np.float64) / np.sum(hist))
+  bins = [min(sum(1 for c in cdf if c <= x), len(hist) - 1) for x in u]
+  return np.sort(np.asarray(bins, np.float64) / len(hist))
+
+
+def test_categorical_draw_matches_inversion_reference_and_follows_the_histogram():
+  """The official sticky draw: left edges of bins drawn from the histogram. Against a numpy
+  inversion of the same uniforms, bin counts of a large draw within 5 sd of M * mass, no point
+  in a bin without mass, and new keys give new draws (same key, same draw)."""
+  rng = np.random.default_rng(4)
+  hist = rng.uniform(0, 1, size=(3, 16)) * (rng.uniform(size=(3, 16)) > 0.3)
+  keys = jax.random.split(jax.random.key(7), 3)
+  got = np.asarray(cont.histogram_categorical_draw(keys, jnp.asarray(hist, jnp.float32), 40))
+  for bi in range(3):
+    u = np.asarray(jax.random.uniform(keys[bi], (40,), jnp.float32), np.float64)
+    np.testing.assert_array_equal(got[bi], np_categorical_points(hist[bi], u))
+  assert np.all(np.diff(got, axis=-1) >= 0)
+  m = 20000
+  big = np.asarray(cont.histogram_categorical_draw(keys[:1], jnp.asarray(hist[:1], jnp.float32), m))[0]
+  counts = np.bincount(np.round(big * 16).astype(int), minlength=16)
+  p = hist[0] / hist[0].sum()
+  assert np.all(counts[p == 0] == 0)
+  assert np.all(np.abs(counts - m * p) <= 5 * np.sqrt(m * p * (1 - p)) + 1e-9)
+  again = cont.histogram_categorical_draw(keys, jnp.asarray(hist, jnp.float32), 40)
+  np.testing.assert_array_equal(np.asarray(again), got)
+  other = cont.histogram_categorical_draw(jax.random.split(jax.random.key(8), 3),
+                                          jnp.asarray(hist, jnp.float32), 40)
+  assert np.any(np.asarray(other) != got)
+
+
 def test_variance_floor_and_finite_gradient_at_the_floor():
   """softplus(w . s) below min_var is clamped (official clamp) and the gradient stays finite."""
   scores = jnp.asarray([[-40.0, 0.0], [3.0, 1.0]])

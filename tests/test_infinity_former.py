@@ -56,13 +56,37 @@ def np_ridge(positions, x):
   return np.linalg.inv(f @ f.T + LTM["ridge_lambda"] * np.eye(len(c))) @ f @ x
 
 
-def np_sticky_points(mu, var, k, m):
-  """Quantiles i/m of the histogram (k bins of [0, 1]) of the densities N(mu, var)."""
+def np_mass(mu, var, k):
+  """Mass of the densities N(mu, var) in each of k bins of [0, 1], summed."""
   edges = np.linspace(0, 1, k + 1)
   cdf = lambda x, a, v: 0.5 * (1 + math.erf((x - a) / math.sqrt(2 * v)))
-  mass = np.array([sum(cdf(edges[j + 1], a, v) - cdf(edges[j], a, v) for a, v in zip(mu, var))
+  return np.array([sum(cdf(edges[j + 1], a, v) - cdf(edges[j], a, v) for a, v in zip(mu, var))
                    for j in range(k)])
+
+
+def np_sticky_points(mu, var, k, m):
+  """Quantiles i/m of the histogram (k bins of [0, 1]) of the densities N(mu, var)."""
+  mass, edges = np_mass(mu, var, k), np.linspace(0, 1, k + 1)
   return np.interp(np.arange(1, m + 1) / m, np.concatenate([[0], np.cumsum(mass) / mass.sum()]), edges)
+
+
+def np_drawn_points(mu, var, k, u):
+  """The official categorical draw: for each uniform u the bin j with cdf[j-1] <= u < cdf[j]
+  (a loop over the bins), its left edge j / k, sorted."""
+  mass = np_mass(mu, var, k)
+  cdf = np.cumsum(mass) / mass.sum()
+  return np.sort([min(sum(1 for c in cdf if c <= x), k - 1) / k for x in u])
+
+
+def np_draw_uniforms(example, num_blocks, m, layer_index=0):
+  """The uniforms of the categorical draw of each block: the layer's key chain for `example`
+  (fold_in(key(0x57C4), layer), then the batch slot folded in; every block splits [next, draw])."""
+  key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0x57C4), layer_index), example)
+  out = []
+  for _ in range(num_blocks):
+    key, draw = jax.random.split(key)
+    out.append(np.asarray(jax.random.uniform(draw, (m,), jnp.float32), np.float64))
+  return out
 
 
 def np_params(state):
@@ -75,14 +99,16 @@ def np_params(state):
               lo=g(state["ltm_out"]["kernel"]), w_mu=g(state["ltm_mu"]), w_var=g(state["ltm_var"]))
 
 
-def np_layer(x, p, positions, stm_blocks, sticky, ltm_on=True, tau_schedule="fixed"):
+def np_layer(x, p, positions, stm_blocks, sticky, ltm_on=True, tau_schedule="fixed", draw=False):
   """x [B, T, d_model] -> y [B, T, d_model], final coefficients per example (None if empty).
-  tau_schedule 'equal': the contraction into a memory of n blocks uses tau = n / (n + 1)."""
+  tau_schedule 'equal': the contraction into a memory of n blocks uses tau = n / (n + 1).
+  draw: sticky points by the categorical draw (np_drawn_points) instead of the quantiles."""
   c, s = np_basis()
   m_samples, tau = LTM["num_samples"], LTM["tau"]
   ys, finals = [], []
   for bi in range(x.shape[0]):
     cache, coeffs, y_rows, written = [], None, [], 0   # cache: list of (k_rot, v, x) per block
+    uniforms = np_draw_uniforms(bi, x.shape[1] // L, m_samples) if draw else None
     for blk in range(x.shape[1] // L):
       xs, pos = x[bi, blk * L:(blk + 1) * L], positions[bi, blk * L:(blk + 1) * L]
       q, k, v = ((xs @ p[w]).reshape(L, H, D) for w in ("wq", "wk", "wv"))
@@ -123,8 +149,12 @@ def np_layer(x, p, positions, stm_blocks, sticky, ltm_on=True, tau_schedule="fix
         else:
           if tau_schedule == "equal":
             tau = written / (written + 1)
-          t = (np_sticky_points(mus, variances, LTM["num_bins"], m_samples) if sticky
-               else np.arange(1, m_samples + 1) / m_samples)
+          if sticky and draw:
+            t = np_drawn_points(mus, variances, LTM["num_bins"], uniforms[blk])
+          elif sticky:
+            t = np_sticky_points(mus, variances, LTM["num_bins"], m_samples)
+          else:
+            t = np.arange(1, m_samples + 1) / m_samples
           old = np_gauss(t[:, None], c[None], s[None] ** 2) @ coeffs
           where = np.concatenate([tau * np.arange(1, m_samples + 1) / m_samples,
                                   tau + (1 - tau) * np.arange(1, L + 1) / L])
@@ -139,11 +169,11 @@ def np_layer(x, p, positions, stm_blocks, sticky, ltm_on=True, tau_schedule="fix
 # ----------------------------------------------------------------------------- code under test
 
 def make_layer(stm_blocks=1, sticky=False, stop_grad=True, seed=0, write_mask=False,
-               tau_schedule="fixed"):
+               tau_schedule="fixed", sticky_draw="quantile"):
   layer = InfinityFormerAttention(D_MODEL, H, block_len=L, stm_blocks=stm_blocks, sticky=sticky,
                                   stop_grad=stop_grad, dtype=jnp.float32, rope_theta=THETA,
                                   rngs=nnx.Rngs(seed), write_mask=write_mask,
-                                  tau_schedule=tau_schedule, **LTM)
+                                  tau_schedule=tau_schedule, sticky_draw=sticky_draw, **LTM)
   # Larger mu/sigma weights than the init, so the densities differ across queries and heads.
   layer.ltm_mu[...] = layer.ltm_mu[...] * 4.0
   layer.ltm_var[...] = layer.ltm_var[...] * 4.0
@@ -185,18 +215,21 @@ def signal_of(coeffs, grid=np.linspace(0, 1, 41)):
 
 # ----------------------------------------------------------------------------- layer tests
 
-@pytest.mark.parametrize("stm_blocks,sticky,write_mask,tau_schedule", [
-    (1, False, False, "fixed"), (1, True, False, "fixed"), (2, True, False, "fixed"),
-    (1, True, True, "fixed"), (1, False, False, "equal"), (2, True, False, "equal")])
-def test_layer_matches_numpy_reference(stm_blocks, sticky, write_mask, tau_schedule):
-  graphdef, state = make_layer(stm_blocks, sticky, write_mask=write_mask, tau_schedule=tau_schedule)
+@pytest.mark.parametrize("stm_blocks,sticky,write_mask,tau_schedule,draw", [
+    (1, False, False, "fixed", False), (1, True, False, "fixed", False),
+    (2, True, False, "fixed", False), (1, True, True, "fixed", False),
+    (1, False, False, "equal", False), (2, True, False, "equal", False),
+    (1, True, False, "fixed", True), (2, True, False, "equal", True)])
+def test_layer_matches_numpy_reference(stm_blocks, sticky, write_mask, tau_schedule, draw):
+  graphdef, state = make_layer(stm_blocks, sticky, write_mask=write_mask, tau_schedule=tau_schedule,
+                               sticky_draw="categorical" if draw else "quantile")
   if write_mask:  # a non-zero bias too, so the reference's bias term is exercised
     state["write_mask"]["bias"][...] = jnp.linspace(-1.0, 1.0, D_MODEL)
   x = random_input(1)
   y, mem = run_fresh(graphdef, state, x)
   p = np_params(state)
   y_ref, coeffs_ref = np_layer(np.asarray(x, np.float64), p, POSITIONS, stm_blocks, sticky,
-                               tau_schedule=tau_schedule)
+                               tau_schedule=tau_schedule, draw=draw)
   np.testing.assert_allclose(np.asarray(y), y_ref, atol=2e-4, rtol=1e-4)
   np.testing.assert_array_equal(np.asarray(mem["ltm_blocks"]), NUM_BLOCKS - stm_blocks)
   for bi in range(B):  # the memory signal, compared as a function of t (coefficients are ill-posed)
@@ -230,6 +263,36 @@ def test_sticky_changes_what_is_kept():
   diff = signal_of(np.asarray(mem_u["ltm_coeffs"][0], np.float64)) - signal_of(
       np.asarray(mem_s["ltm_coeffs"][0], np.float64))
   assert np.max(np.abs(diff)) > 1e-2
+
+
+def test_categorical_draw_key_is_carried_through_resets_and_calls():
+  """The official random sticky draw: its key survives a reset, so the next document (a new
+  training step) draws new points and keeps a different memory of the same input; a fresh
+  memory draws the same points again (a deterministic evaluation); one call over the sequence
+  equals two calls with the memory carried; the draw keeps something else than the quantiles."""
+  graphdef, state = make_layer(sticky=True, sticky_draw="categorical")
+  x, positions = jnp.asarray(random_input(8)), jnp.asarray(POSITIONS)
+  y1, mem1 = run_fresh(graphdef, state, x)
+  y1_again, _ = run_fresh(graphdef, state, x)
+  np.testing.assert_array_equal(np.asarray(y1), np.asarray(y1_again))
+  y2, mem2 = run_layer(graphdef, state, x, positions, mem1, jnp.ones((B,), bool))
+  assert np.any(np.asarray(mem1["ltm_draw_key"]) != np.asarray(mem2["ltm_draw_key"]))
+  assert np.max(np.abs(np.asarray(y1 - y2))) > 1e-4
+  half = T // 2
+  ya, mem_a = run_layer(graphdef, state, x[:, :half], positions[:, :half],
+                        fresh(graphdef, state), jnp.ones((B,), bool))
+  yb, mem_b = run_layer(graphdef, state, x[:, half:], positions[:, half:], mem_a,
+                        jnp.zeros((B,), bool))
+  np.testing.assert_allclose(np.asarray(jnp.concatenate([ya, yb], axis=1)), np.asarray(y1),
+                             atol=1e-5)
+  for a, b in zip(jax.tree.leaves(mem_b), jax.tree.leaves(mem1)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+  _, mem_q = run_fresh(*make_layer(sticky=True), x)
+  diff = signal_of(np.asarray(mem_q["ltm_coeffs"][0], np.float64)) - signal_of(
+      np.asarray(mem1["ltm_coeffs"][0], np.float64))
+  assert np.max(np.abs(diff)) > 1e-2
+  with pytest.raises(ValueError, match="sticky_draw"):
+    make_layer(sticky=True, sticky_draw="gumbel")
 
 
 @pytest.mark.parametrize("tau_schedule", ["fixed", "equal"])

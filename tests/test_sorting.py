@@ -86,17 +86,21 @@ def test_config_checks_vocab_and_length():
     finalize(cfg)
 
 
-@pytest.mark.parametrize("attention", ["infinity_former", "xl"])
-def test_evaluator_matches_one_direct_pass(tiny_cfg, attention):
+@pytest.mark.parametrize("attention,sticky_draw", [("infinity_former", "quantile"),
+                                                   ("infinity_former", "categorical"),
+                                                   ("xl", "quantile")])
+def test_evaluator_matches_one_direct_pass(tiny_cfg, attention, sticky_draw):
   """Streaming (chunks of 2 blocks, batches of 2) gives the accuracy of one run_blocks call over
-  the whole documents."""
+  the whole documents (the random sticky draw too: its key is carried between the chunks)."""
   cfg = tiny_cfg(attention=attention, vocab_size=21, block_len=8,
                  infinity_former=dict(num_basis=16, basis_widths=(0.05, 0.2), num_samples=8,
-                                      num_bins=8, sticky=True))
+                                      num_bins=8, sticky=True, sticky_draw=sticky_draw))
   model = Decoder(cfg, nnx.Rngs(1))
   graphdef, state = nnx.split(model)
   ev = base_config().evals.sorting
-  ev.update(lengths=(64, 96), samples=3, batch_size=2, seed=4, chunk_blocks=2)
+  # The random draw's stream belongs to a batch slot, so that case is evaluated in one batch.
+  ev.update(lengths=(64, 96), samples=3, batch_size=3 if sticky_draw == "categorical" else 2,
+            seed=4, chunk_blocks=2)
   rows = evaluate.sorting_rows(ev, evaluate.Streamer(graphdef, cfg, ev.chunk_blocks), state)
   for row, length in zip(rows, (64, 96)):
     data = sorting.eval_batch(4, 3, length)

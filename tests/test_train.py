@@ -99,6 +99,34 @@ def test_workdir_of_another_model_shape_is_refused(tmp_path):
     train.train_and_evaluate(other, str(tmp_path))
 
 
+def test_a_changed_memory_mechanism_resumes_with_a_fresh_memory(tmp_path):
+  """Resuming with a config whose carried memory has another structure (here Infini's Kahan
+  terms) restores parameters, optimizer state and step, and starts the memory afresh."""
+  train.train_and_evaluate(smoke_config(steps=2), str(tmp_path))
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path / "checkpoints"))
+  saved, _ = ckpt.restore_item(None, "params")
+  ckpt.close()
+  other = smoke_config(steps=2)
+  other.unlock()
+  other.model.infini.compensated_sum = True
+  other.lock()
+  graphdef, params, model = train.build_model(other)
+  tx, schedule = train.make_optimizer(other)
+  fresh = train.init_state(other, params, model, tx)
+  restored, _ = ckpt_lib.Checkpointer(str(tmp_path / "checkpoints")).restore(
+      None, jax.eval_shape(lambda: fresh), restartable=("memory",))
+  assert restored["memory"] is None and int(restored["step"]) == 2
+  for a, b in zip(_leaves(restored["params"]), _leaves(saved)):
+    np.testing.assert_array_equal(a, b)
+  other.unlock()
+  other.train.steps = 3
+  other.lock()
+  train.train_and_evaluate(other, str(tmp_path))   # resumes at step 2 and trains one more
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path / "checkpoints"))
+  assert ckpt.latest_step() == 3
+  ckpt.close()
+
+
 def test_length_curriculum_switches_the_example_length_and_resumes_on_it(tmp_path, monkeypatch):
   """data.seq_len_schedule: steps before the switch see data.seq_len, steps after the new length;
   a run killed after the switch resumes at the new length and ends where an uninterrupted run does."""

@@ -52,7 +52,7 @@ def make_attention(model_cfg, rngs: nnx.Rngs, layer_index: int = 0):
                                    stop_grad=c.stop_grad, kl_weight=c.kl_weight,
                                    kl_sigma0=c.kl_sigma0, kl_mu0=c.kl_mu0,
                                    write_mask=c.write_mask, tau_schedule=c.tau_schedule,
-                                   **common)
+                                   sticky_draw=c.sticky_draw, draw_seed=layer_index, **common)
   if name == "titans":
     return make_titans(model_cfg, rngs)
   if name == "memorizing":

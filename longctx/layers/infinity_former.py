@@ -20,8 +20,13 @@ Per block s of L tokens, with x the layer's input (after the pre-norm):
 Decisions (papers.md 4(e)):
   - The LTM stores the layer-input hidden states evicted from the STM (official code), not keys or
     values; the STM therefore also carries the inputs of its cached blocks (`stm_inputs`).
-  - Sticky sampling is deterministic: quantiles of the histogram instead of the official random
-    Categorical draw (see ops.continuous_attention.histogram_quantiles). No random key is carried.
+  - Sticky sampling (`sticky_draw`): 'quantile' (default) is deterministic, the quantiles of the
+    histogram (ops.continuous_attention.histogram_quantiles), the noise-free version of the
+    official draw. 'categorical' is the official draw (histogram_categorical_draw: M bins drawn at
+    random, their left edges). Its key is carried in the memory (`ltm_draw_key` [B, 2] uint32, one
+    stream per example and layer, fixed by the layer index; split at every block) and is NOT reset
+    with the memory, so every training step draws afresh, as the official global torch RNG does,
+    while an evaluation from a fresh memory draws the same points every time.
   - The histogram is used in the same call that computes it: reading before writing, the densities
     of block s describe the signal that block s's write contracts, which is exactly what the
     official code does one forward later (`attn_past`), so no histogram needs to be carried.
@@ -63,6 +68,7 @@ from longctx.ops import continuous_attention as cont
 
 
 TAU_SCHEDULES = ("fixed", "equal")
+STICKY_DRAWS = ("quantile", "categorical")
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,9 +89,12 @@ class InfinityFormerAttention(nnx.Module):
                basis_widths, ridge_lambda: float, tau: float, num_samples: int, sticky: bool,
                num_bins: int, min_var: float, stop_grad: bool, dtype, rope_theta, rngs: nnx.Rngs,
                kl_weight: float = 0.0, kl_sigma0: float = 0.05, kl_mu0: float = -1.0,
-               write_mask: bool = False, tau_schedule: str = "fixed"):
+               write_mask: bool = False, tau_schedule: str = "fixed", sticky_draw: str = "quantile",
+               draw_seed: int = 0):
     if tau_schedule not in TAU_SCHEDULES:
       raise ValueError(f"tau_schedule={tau_schedule!r} is not one of {TAU_SCHEDULES}")
+    if sticky_draw not in STICKY_DRAWS:
+      raise ValueError(f"sticky_draw={sticky_draw!r} is not one of {STICKY_DRAWS}")
     self.stm = TransformerXLAttention(d_model, num_heads, block_len=block_len, mem_blocks=stm_blocks,
                                       dtype=dtype, rope_theta=rope_theta, rngs=rngs)
     self.num_heads, self.head_dim, self.d_model = num_heads, d_model // num_heads, d_model
@@ -93,6 +102,9 @@ class InfinityFormerAttention(nnx.Module):
     self.num_basis, self.basis_widths = num_basis, tuple(float(w) for w in basis_widths)
     self.ridge_lambda, self.tau, self.num_samples = float(ridge_lambda), float(tau), num_samples
     self.tau_schedule = tau_schedule
+    # A random key in the memory only where it is used (older checkpoints keep their structure).
+    self.draws_at_random = sticky and sticky_draw == "categorical"
+    self.draw_seed = int(draw_seed)
     self.sticky, self.num_bins, self.min_var, self.stop_grad = sticky, num_bins, float(min_var), stop_grad
     self.kl_weight, self.kl_sigma0 = float(kl_weight), float(kl_sigma0)
     self.kl_mu0 = float(kl_mu0) if kl_mu0 >= 0 else None
@@ -122,7 +134,15 @@ class InfinityFormerAttention(nnx.Module):
         "ltm_coeffs": jnp.zeros((batch, self.num_basis, self.d_model), jnp.float32),  # B [B, N, d]
         "ltm_filled": jnp.zeros((batch,), bool),  # False until the first block is written
         "ltm_blocks": jnp.zeros((batch,), jnp.int32),  # blocks written so far (tau_schedule)
-    }
+    } | ({"ltm_draw_key": self.initial_draw_keys(batch)} if self.draws_at_random else {})
+
+  def initial_draw_keys(self, batch: int):
+    """[B, 2] uint32: the categorical sticky draw's key of each batch slot (the layer index and the
+    slot folded in, so a slot's stream does not depend on the batch size). The draws therefore
+    depend on which slot a document streams through, as the official code's batch-wide RNG does."""
+    base = jax.random.fold_in(jax.random.key(0x57C4), self.draw_seed)
+    slots = jnp.arange(batch, dtype=jnp.uint32)
+    return jax.random.key_data(jax.vmap(lambda i: jax.random.fold_in(base, i))(slots))
 
   def read(self, x, coeffs):
     """Continuous attention of the block's queries over the LTM. Returns (z [B, L, d_model] before
@@ -137,9 +157,10 @@ class InfinityFormerAttention(nnx.Module):
                                            self.min_var)
     return z.reshape(b, l, h * d), mu, var
 
-  def write(self, coeffs, filled, evicted, evicted_valid, mu, var, num_written):
+  def write(self, coeffs, filled, evicted, evicted_valid, mu, var, num_written, draw_keys=None):
     """Adds the evicted block [B, L, d] to the LTM where evicted_valid [B]; num_written [B] blocks
-    it holds already. Returns (coeffs, filled)."""
+    it holds already; draw_keys [B] typed keys for the categorical sticky draw. Returns (coeffs,
+    filled)."""
     b = coeffs.shape[0]
     c, s = self.basis()
     first_op, contraction_op = self.operators()
@@ -153,7 +174,10 @@ class InfinityFormerAttention(nnx.Module):
     if self.sticky:
       hist = cont.density_histogram(jax.lax.stop_gradient(mu), jax.lax.stop_gradient(var),
                                     self.num_bins)
-      sample_t = cont.histogram_quantiles(hist, self.num_samples)  # [B, M]
+      if self.draws_at_random:
+        sample_t = cont.histogram_categorical_draw(draw_keys, hist, self.num_samples)  # [B, M]
+      else:
+        sample_t = cont.histogram_quantiles(hist, self.num_samples)  # [B, M]
     else:
       uniform = jnp.arange(1, self.num_samples + 1, dtype=jnp.float32) / self.num_samples
       sample_t = jnp.broadcast_to(uniform, (b, self.num_samples))
@@ -164,7 +188,12 @@ class InfinityFormerAttention(nnx.Module):
 
   def __call__(self, x, memory, *, positions, reset):
     b, l, _ = x.shape
+    draw_key = memory.get("ltm_draw_key")  # not reset: see the module docstring
     memory = reset_memory(memory, self.init_memory(b), reset)
+    draw_keys, extra = None, {}
+    if self.draws_at_random:
+      keys = jax.vmap(jax.random.split)(jax.random.wrap_key_data(draw_key))  # [B, 2]
+      draw_keys, extra = keys[:, 1], {"ltm_draw_key": jax.random.key_data(keys[:, 0])}
     y_stm, stm_memory = self.stm(x, memory["stm"], positions=positions, reset=reset)
 
     coeffs, filled = memory["ltm_coeffs"], memory["ltm_filled"]
@@ -179,7 +208,7 @@ class InfinityFormerAttention(nnx.Module):
     if self.write_mask is not None:
       evicted = evicted * jax.nn.sigmoid(self.write_mask(evicted))
     new_coeffs, new_filled = self.write(old_coeffs, filled, evicted, evicted_valid, mu, var,
-                                        memory["ltm_blocks"])
+                                        memory["ltm_blocks"], draw_keys)
     new_inputs = jnp.concatenate([memory["stm_inputs"], x.astype(jnp.float32)], axis=1)[:, l:]
     if self.stop_grad:
       # The stored inputs are detached, so (no mask) the new coefficients carry no gradient;
@@ -187,7 +216,7 @@ class InfinityFormerAttention(nnx.Module):
       new_inputs = jax.lax.stop_gradient(new_inputs)
     new_memory = {"stm": stm_memory, "stm_inputs": new_inputs, "ltm_coeffs": new_coeffs,
                   "ltm_filled": new_filled,
-                  "ltm_blocks": memory["ltm_blocks"] + evicted_valid.astype(jnp.int32)}
+                  "ltm_blocks": memory["ltm_blocks"] + evicted_valid.astype(jnp.int32)} | extra
     if not self.kl_weight:
       return y, new_memory
     kl = cont.gaussian_kl_to_prior(mu, var, self.kl_sigma0, self.kl_mu0)  # [B, H, L]

@@ -134,6 +134,24 @@ def histogram_quantiles(histogram, num_samples: int):
   return jax.vmap(one)(histogram)
 
 
+def histogram_categorical_draw(keys, histogram, num_samples: int):
+  """The official code's sticky draw (finetune_gpt2 long_term_attention.py, update_inf): per
+  example, num_samples bins drawn i.i.d. from Categorical(histogram) and their LEFT edges j / K,
+  sorted (its within-bin offset comes from a one-category Categorical, so it is always 0).
+  keys [B] (typed PRNG keys), histogram [B, K] -> [B, M]. Unlike histogram_quantiles, points can
+  coincide (a bin drawn twice gives the same point twice) and a draw is noisy around M * mass.
+  Drawn by inversion: u ~ U[0, 1) per sample, bin j where cdf[j-1] <= u < cdf[j] (a bin with no
+  mass is never drawn), so the draw is a plain function of jax.random.uniform's numbers."""
+  k = histogram.shape[-1]
+
+  def one(key, hist):
+    cdf = jnp.cumsum(hist / jnp.sum(hist))
+    u = jax.random.uniform(key, (num_samples,), jnp.float32)
+    bins = jnp.clip(jnp.searchsorted(cdf, u, side="right"), 0, k - 1)  # clip: cdf[-1] rounds < 1
+    return jnp.sort(bins.astype(jnp.float32) / k)
+  return jax.vmap(one)(keys, histogram)
+
+
 def contraction_positions(num_samples: int, num_new: int, tau):
   """Positions of the refit after a contraction (official G_inf layout): the M samples of the old
   signal at tau * i / M (i = 1..M), the new vectors at tau + (1 - tau) * j / P (j = 1..P).
