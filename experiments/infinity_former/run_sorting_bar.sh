@@ -12,6 +12,7 @@
 # Sticky vs uniform on the SAME base (attempt 11): RUNS="inf_then_sticky inf_sticky_then_uniform"
 # fine-tune the inf / inf_sticky base (which must exist) with the other sampling rule, so within one
 # seed each rule's fine-tune is compared with the other's on one base, the same batches and documents.
+# RUNS="inf_then_sticky_cat" (attempt 13): the uniform base fine-tuned with the official random draw.
 set -u
 OUT=${1:?output dir}; BASE=${2:-1500}; FT=${3:-300}; LENGTHS=${4:-"256 512 1024"}
 PY=${PYTHON:-python}; SEED=${SEED:-0}; SAMPLES=${SAMPLES:-1024}; RUNS=${RUNS:-"xl cmp inf inf_sticky"}
@@ -31,7 +32,9 @@ for RUN in $RUNS; do
     inf_sticky_equal) CFG=configs/sorting/infinity_former.py; EXTRA="--config.model.infinity_former.tau_schedule=equal --config.model.infinity_former.sticky=True";;
     inf_then_sticky) CFG=configs/sorting/infinity_former.py; FROM=inf; EXTRA="--config.model.infinity_former.sticky=True";;
     inf_sticky_then_uniform) CFG=configs/sorting/infinity_former.py; FROM=inf_sticky; EXTRA="--config.model.infinity_former.sticky=False";;
-    *) echo "unknown run $RUN (xl, cmp, inf, inf_sticky, inf_equal, inf_sticky_equal, inf_then_sticky, inf_sticky_then_uniform)"; exit 2;;
+    # the official random draw of sticky points (attempt 13); the resume restarts the carried memory
+    inf_then_sticky_cat) CFG=configs/sorting/infinity_former.py; FROM=inf; EXTRA="--config.model.infinity_former.sticky=True --config.model.infinity_former.sticky_draw=categorical";;
+    *) echo "unknown run $RUN (xl, cmp, inf, inf_sticky, inf_equal, inf_sticky_equal, inf_then_sticky, inf_sticky_then_uniform, inf_then_sticky_cat)"; exit 2;;
   esac
   if [ $FROM != $RUN ] && [ ! -f $OUT/${FROM}_base/sorting.json ]; then
     echo "$RUN needs the finished base $OUT/${FROM}_base (run RUNS=$FROM first)"; exit 1
