@@ -6,7 +6,8 @@ holds attempts 4-5, `sorting_seed_2.json` attempt 6, `sorting_seed_3.json` attem
 directories are gone). Prints per seed and run the accuracy at each length, the change from the
 shortest length, then the mean and standard error over seeds of each, sticky minus uniform (model
 against model, and on the same base where run_sorting_bar.sh's inf_then_sticky and
-inf_sticky_then_uniform ran), and the bar's first clause paired by seed:
+inf_sticky_then_uniform ran; the random-draw fine-tune inf_then_sticky_cat against the uniform and
+the quantile-sticky fine-tunes of its base), and the bar's first clause paired by seed:
 infinity-former's change from the shortest length minus Transformer-XL's (> 0: it falls more slowly).
 
   python experiments/infinity_former/summarize_sorting.py runs/NEW_SEED_DIR --lengths 256,512,1024 \
@@ -21,14 +22,16 @@ import os
 from longctx.evaluate import mean_and_se
 
 RUNS = ("xl", "cmp", "inf", "inf_sticky", "inf_equal", "inf_sticky_equal", "inf_then_sticky",
-        "inf_sticky_then_uniform")
+        "inf_sticky_then_uniform", "inf_then_sticky_cat")
 NAMES = {"xl": "Transformer-XL", "cmp": "Compressive", "inf": "infinity-former, uniform",
          "inf_sticky": "infinity-former, sticky",
          "inf_equal": "infinity-former, uniform, tau_n = n/(n+1)",
          "inf_sticky_equal": "infinity-former, sticky, tau_n = n/(n+1)",
          # the fine-tune at each length starts from the other rule's base
          "inf_then_sticky": "infinity-former, uniform base, sticky fine-tune",
-         "inf_sticky_then_uniform": "infinity-former, sticky base, uniform fine-tune"}
+         "inf_sticky_then_uniform": "infinity-former, sticky base, uniform fine-tune",
+         # the official random draw of the sticky points (sticky_draw='categorical', attempt 13)
+         "inf_then_sticky_cat": "infinity-former, uniform base, random-draw sticky fine-tune"}
 
 
 def read_seed_dir(path, lengths):
@@ -99,7 +102,8 @@ def main():
     if per_seed:
       print(f"  {NAMES[run]}: " + "  ".join(cols))
 
-  for other, base in (("inf_sticky", "inf"), ("inf_equal", "inf"), ("inf_sticky_equal", "inf_equal")):
+  for other, base in (("inf_sticky", "inf"), ("inf_equal", "inf"), ("inf_sticky_equal", "inf_equal"),
+                      ("inf_then_sticky_cat", "inf"), ("inf_then_sticky_cat", "inf_then_sticky")):
     rows = []
     for n in lengths:
       diffs = [t[other][n] - t[base][n] for t in seeds.values()
