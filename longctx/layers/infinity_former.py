@@ -24,7 +24,7 @@ Decisions (papers.md 4(e)):
     histogram (ops.continuous_attention.histogram_quantiles), the noise-free version of the
     official draw. 'categorical' is the official draw (histogram_categorical_draw: M bins drawn at
     random, their left edges). Its key is carried in the memory (`ltm_draw_key` [B, 2] uint32, one
-    stream per example and layer, fixed by the layer index; split at every block) and is NOT reset
+    stream per batch slot and layer, from the layer index; split at every block) and is NOT reset
     with the memory, so every training step draws afresh, as the official global torch RNG does,
     while an evaluation from a fresh memory draws the same points every time.
   - The histogram is used in the same call that computes it: reading before writing, the densities
