@@ -9,7 +9,9 @@ sticky sampling would build from them: how focused are the model's long-term rea
 (--set: the overrides the model was trained with, so the checkpoint's shapes match.) Runs the
 model block by block on --docs fresh documents and prints, per layer, the median and 10th/90th
 percentiles of sigma and mu over every read of a filled LTM, and how many of the histogram's bins
-hold 90% of the mass of the last block's densities (a uniform histogram: 90% of the bins).
+hold 90% of the mass of the last block's densities (a uniform histogram: 90% of the bins), and
+how many distinct sample points the official random draw (sticky_draw='categorical': bins' left
+edges) gives from that histogram, against the quantiles' (attempt 13).
 """
 import argparse
 import json
@@ -28,6 +30,7 @@ def main():
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   args = parser.parse_args()
 
+  import jax
   import jax.numpy as jnp
   import numpy as np
   from flax import nnx
@@ -67,11 +70,17 @@ def main():
     bins = cfg.model.infinity_former.num_bins
     hist = np.asarray(cont.density_histogram(jnp.asarray(own[-1][0]), jnp.asarray(own[-1][1]), bins))
     cumulative = np.sort(hist, -1)[:, ::-1].cumsum(-1)
+    m = cfg.model.infinity_former.num_samples
+    keys = jax.random.split(jax.random.key(layer), hist.shape[0])
+    drawn = np.asarray(cont.histogram_categorical_draw(keys, jnp.asarray(hist), m))
+    quantiles = np.asarray(cont.histogram_quantiles(jnp.asarray(hist), m))
+    distinct = lambda pts: round(float(np.mean([len(np.unique(p)) for p in pts])), 1)
     pct = lambda x: [round(float(np.percentile(x, q)), 3) for q in (10, 50, 90)]
     result[f"layer {layer}"] = {
         "sigma p10/p50/p90": pct(sigma), "mu p10/p50/p90": pct(mu),
         f"bins holding 90% of the last histogram (of {bins})":
-            round(float(np.mean((cumulative < 0.9).sum(-1) + 1)), 1)}
+            round(float(np.mean((cumulative < 0.9).sum(-1) + 1)), 1),
+        f"distinct points of {m}: random draw / quantiles": [distinct(drawn), distinct(quantiles)]}
   print(json.dumps(result, indent=1))
 
 
