@@ -65,8 +65,10 @@ def main():
       if seed in seeds:
         parser.error(f"{prior}: seed {seed} is already given by an earlier --prior")
       seeds[seed] = {run: {int(k): v for k, v in cells.items()} for run, cells in runs.items()}
-  for d in args.dirs:  # a directory named like a prior's seed adds its runs to that seed
-    seeds.setdefault(os.path.basename(os.path.normpath(d)), {}).update(read_seed_dir(d, lengths))
+  for d in args.dirs:  # a directory named like a prior's seed adds its runs' cells to that seed
+    seed = seeds.setdefault(os.path.basename(os.path.normpath(d)), {})
+    for run, cells in read_seed_dir(d, lengths).items():
+      seed.setdefault(run, {}).update(cells)   # merged by length, not replacing the run's row
   if not seeds:
     parser.error("no seeds: give directories or --prior")
 
