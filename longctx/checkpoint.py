@@ -81,6 +81,18 @@ def flat_leaves(tree) -> dict:
   return {path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
+def _item_differs(stored, abstract_state, key: str) -> bool:
+  """Whether item `key` of the stored metadata tree differs from abstract_state[key] in paths or
+  shapes. No metadata (not a dict) counts as no difference: the full restore's checks decide."""
+  if not isinstance(stored, dict):
+    return False
+  if key not in stored:
+    return True
+  saved, want = flat_leaves(stored[key]), flat_leaves(abstract_state[key])
+  return saved.keys() != want.keys() or any(
+      tuple(saved[k].shape) != tuple(x.shape) for k, x in want.items())
+
+
 class Checkpointer:
   """A CheckpointManager with items `state` (StandardSave) and `meta` (JsonSave).
 
@@ -162,11 +174,12 @@ class Checkpointer:
     back as None, for the caller to start afresh. Every other item must still match.
     """
     step = self._resolve_step(step)
+    stored = self._stored_tree(step) if restartable else None
     restart = [k for k in restartable
                if isinstance(abstract_state, dict) and k in abstract_state
-               and self._differs(step, abstract_state, k)]
+               and _item_differs(stored, abstract_state, k)]
     if restart:
-      return self._restore_without(step, abstract_state, restart)
+      return self._restore_without(step, stored, abstract_state, restart)
     self._check_matches(step, abstract_state)
     args = ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
@@ -180,20 +193,9 @@ class Checkpointer:
     stored = self._mngr.item_metadata(step)["state"]
     return getattr(stored, "tree", stored)   # orbax TreeMetadata -> the nested dict
 
-  def _differs(self, step: int, abstract_state, key: str) -> bool:
-    """Whether stored item `key` differs from abstract_state[key] in paths or shapes."""
-    stored = self._stored_tree(step)
-    if not isinstance(stored, dict):
-      return False  # no metadata to compare: the full restore and orbax's own checks decide
-    if key not in stored:
-      return True
-    saved, want = flat_leaves(stored[key]), flat_leaves(abstract_state[key])
-    return saved.keys() != want.keys() or any(
-        tuple(saved[k].shape) != tuple(x.shape) for k, x in want.items())
-
-  def _restore_without(self, step: int, abstract_state, restart):
-    """(state with None for the `restart` items, meta): the other items are checked and read."""
-    stored = self._stored_tree(step)
+  def _restore_without(self, step: int, stored, abstract_state, restart):
+    """(state with None for the `restart` items, meta): the other items are checked and read.
+    stored: the checkpoint's state metadata tree (a dict)."""
     kept = {k: v for k, v in abstract_state.items() if k not in restart}
     self._check_matches(step, kept, {k: v for k, v in stored.items() if k not in restart})
     # The skipped items' stored leaves are PLACEHOLDERs (orbax reads nothing for them); this needs

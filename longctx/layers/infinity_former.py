@@ -127,6 +127,11 @@ class InfinityFormerAttention(nnx.Module):
     return jnp.asarray(first), jnp.asarray(contraction)
 
   def init_memory(self, batch: int):
+    keys = {"ltm_draw_key": self.initial_draw_keys(batch)} if self.draws_at_random else {}
+    return self._resettable_memory(batch) | keys
+
+  def _resettable_memory(self, batch: int):
+    """The initial memory without the draw key (which a reset leaves alone)."""
     return {
         "stm": self.stm.init_memory(batch),  # keys/values/valid of the cached blocks
         # [B, m*L, d_model]: layer inputs of the cached blocks, to be written to the LTM on eviction
@@ -134,7 +139,7 @@ class InfinityFormerAttention(nnx.Module):
         "ltm_coeffs": jnp.zeros((batch, self.num_basis, self.d_model), jnp.float32),  # B [B, N, d]
         "ltm_filled": jnp.zeros((batch,), bool),  # False until the first block is written
         "ltm_blocks": jnp.zeros((batch,), jnp.int32),  # blocks written so far (tau_schedule)
-    } | ({"ltm_draw_key": self.initial_draw_keys(batch)} if self.draws_at_random else {})
+    }
 
   def initial_draw_keys(self, batch: int):
     """[B, 2] uint32: the categorical sticky draw's key of each batch slot (the layer index and the
@@ -188,8 +193,9 @@ class InfinityFormerAttention(nnx.Module):
 
   def __call__(self, x, memory, *, positions, reset):
     b, l, _ = x.shape
-    draw_key = memory.get("ltm_draw_key")  # not reset: see the module docstring
-    memory = reset_memory(memory, self.init_memory(b), reset)
+    memory = dict(memory)
+    draw_key = memory.pop("ltm_draw_key", None)  # not reset: see the module docstring
+    memory = reset_memory(memory, self._resettable_memory(b), reset)
     draw_keys, extra = None, {}
     if self.draws_at_random:
       keys = jax.vmap(jax.random.split)(jax.random.wrap_key_data(draw_key))  # [B, 2]
