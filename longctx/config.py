@@ -29,6 +29,9 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
       bptt_blocks=0,             # >0: stop gradients through the memory every k blocks
       scan_unroll=1,             # lax.scan unroll factor over blocks
       scan_group_blocks=0,       # sqrt checkpointing: 0 off, -1 auto (~sqrt(#blocks)), G blocks/group
+      # A block with no weighted target skips the top layer's feed-forward and the head (exact:
+      # same loss, gradients and memory; models/scan.py block_step).
+      skip_unscored_outputs=True,
       bswa=dict(mem_blocks=1, stop_grad=False),
       xl=dict(mem_blocks=1),
       # compensated_sum: Kahan sums of M and z (not in the paper; layers/infini.py). Off: it

@@ -178,3 +178,39 @@ def test_bptt_blocks_truncates_gradient_flow(tiny_cfg, variant):
     kept2, _ = _embedding_grad_of_one_block(tiny_cfg, variant, bptt_blocks=2, loss_block=1)
     np.testing.assert_array_equal(cut2, 0.0)
     assert np.max(np.abs(kept2)) > 1e-5
+
+
+@pytest.mark.parametrize("variant", ["infini_delta", "bswa", "fam"])
+def test_skipping_unscored_blocks_changes_no_loss_gradient_or_memory(tiny_cfg, variant):
+  """model.skip_unscored_outputs: blocks 0 and 2 carry no weight, so their top feed-forward and
+  head are skipped; the loss, every gradient (through the memory of the skipped blocks) and the
+  final memory equal the run without skipping. The skipped blocks' 'correct' is 0 (the skip ran:
+  block 0's targets are the model's own argmax, 'correct' 1 when computed); FAM reads its memory from the top layer's
+  output, so it never skips (decoder.can_skip_outputs)."""
+  batch = {k: np.array(v) for k, v in make_batch(7, 32, reset=(True, True)).items()}  # unshared
+  batch["weights"][:, :L] = 0.0
+  batch["weights"][:, 2 * L:3 * L] = 0.0
+  runs = {}
+  for skip in (False, True):
+    cfg, model, graphdef, params = build(tiny_cfg, variant, skip_unscored_outputs=skip)
+    if not skip:  # block 0's targets := the model's own argmax, so computed 'correct' there is 1
+      logits, _ = decoder_step(graphdef, params, jnp.asarray(batch["inputs"][:, :L]),
+                               model.init_memory(B), jnp.asarray(batch["positions"][:, :L]),
+                               jnp.ones((B,), bool))
+      batch["targets"][:, :L] = np.asarray(logits).argmax(-1)
+    loss = lambda params: scan.mean_loss(params, graphdef, model.init_memory(B), batch, cfg)
+    runs[skip] = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
+  (loss_ref, (mem_ref, outs_ref)), g_ref = runs[False]
+  (loss_skip, (mem_skip, outs_skip)), g_skip = runs[True]
+  np.testing.assert_allclose(float(loss_skip), float(loss_ref), rtol=1e-6)
+  assert_trees_close(g_skip, g_ref)
+  assert_trees_close(mem_skip, mem_ref)
+  scored = batch["weights"] > 0
+  np.testing.assert_array_equal(np.asarray(outs_skip["correct"])[scored],
+                                np.asarray(outs_ref["correct"])[scored])
+  unscored_ref = np.asarray(outs_ref["correct"])[:, :L]
+  unscored_skip = np.asarray(outs_skip["correct"])[:, :L]
+  if variant == "fam":
+    np.testing.assert_array_equal(unscored_skip, unscored_ref)
+  else:
+    assert unscored_ref.min() == 1 and unscored_skip.max() == 0

@@ -34,8 +34,13 @@ class DecoderLayer(nnx.Module):
   def feed_forward(self, x):
     return x + self.mlp(self.mlp_norm(x)).astype(x.dtype)
 
-  def __call__(self, x, memory, *, positions, reset, prompt=None, write_weights=None):
+  def __call__(self, x, memory, *, positions, reset, prompt=None, write_weights=None,
+               apply_feed_forward=True):
     """x [B, L, d_model] -> (x, memory, aux); aux is the attention's auxiliary loss [B] or None.
+
+    apply_feed_forward=False (layers without feedback rows only) returns the residual stream after
+    the attention, before the feed-forward: the decoder then applies `feed_forward` itself, only
+    where the block's outputs are needed (Decoder.forward_with_aux, `output_needed`).
 
     write_weights [B, L] (training only, data.filler_weight_max): handed to the attention, whose
     memory writes token t w_t times over (infini only; config.validate checks it).
@@ -50,7 +55,8 @@ class DecoderLayer(nnx.Module):
       extra = {} if write_weights is None else {"write_weights": write_weights}
       a, memory, *aux = self.attention(self.attn_norm(x), memory, positions=positions, reset=reset,
                                        **extra)
-      return self.feed_forward(x + a.astype(x.dtype)), memory, (aux[0] if aux else None)
+      h = x + a.astype(x.dtype)
+      return (self.feed_forward(h) if apply_feed_forward else h), memory, (aux[0] if aux else None)
     if write_weights is not None:
       raise ValueError("write_weights (data.filler_weight_max > 1) needs model.attention='infini'")
     fam, residual = self.attention.feedback_input(prompt, memory, reset)
@@ -130,25 +136,52 @@ class Decoder(nnx.Module):
     logits, memory, _ = self.forward_with_aux(tokens, memory, positions=positions, reset=reset)
     return logits, memory
 
-  def forward_with_aux(self, tokens, memory, *, positions, reset, write_weights=None):
+  def can_skip_outputs(self) -> bool:
+    """Whether the top layer's feed-forward and the head can be skipped on a block whose outputs
+    nobody reads: true unless the memory is read from the top layer's output (FAM's feedback rows,
+    RMT's memory tokens). Every attention memory is written inside its attention call."""
+    return not self.feedback_rows and self.token_memory is None
+
+  def forward_with_aux(self, tokens, memory, *, positions, reset, write_weights=None,
+                       output_needed=None):
     """As __call__, plus the layers' auxiliary losses summed: [B] float32, or None if no layer
-    has one (a static property of the model). write_weights [B, L]: see DecoderLayer."""
+    has one (a static property of the model). write_weights [B, L]: see DecoderLayer.
+
+    output_needed: None, or a traced bool scalar. When False, the top layer's feed-forward, the
+    final norm and the head are not run (lax.cond) and the logits are zeros; the memory and aux
+    are the same either way. Why: with the loss on a few answer tokens (passkey, S-NIAH, sorting)
+    only the last block's logits are scored, and the skipped part is ~1/4 of a 3-layer step's
+    FLOPs. Ignored (always computed) where can_skip_outputs() is False."""
     x = self.embed(tokens).astype(self.dtype)
     layer_memory = memory[:len(self.layers)]
     if self.token_memory is not None:
       x, positions, token_mem = self.token_memory.extend(x, memory[-1], positions, reset)
     prompts = self.layer_prompts(reset) if self.feedback_rows else [None] * len(self.layers)
+    skip = output_needed is not None and self.can_skip_outputs()
     new_memory, aux_losses = [], []
-    for layer, mem, prompt in zip(self.layers, layer_memory, prompts):
+    for i, (layer, mem, prompt) in enumerate(zip(self.layers, layer_memory, prompts)):
+      top = i == len(self.layers) - 1
       x, mem, aux = layer(x, mem, positions=positions, reset=reset, prompt=prompt,
-                          write_weights=write_weights)
+                          write_weights=write_weights, apply_feed_forward=not (skip and top))
       new_memory.append(mem)
       if aux is not None:
         aux_losses.append(aux.astype(jnp.float32))
-    x = self.final_norm(x)
+    aux = sum(aux_losses) if aux_losses else None
+    if skip:
+      logits = jax.lax.cond(
+          output_needed, lambda h: self._head(self.layers[-1].feed_forward(h)),
+          lambda h: jnp.zeros(h.shape[:2] + (self.embed.num_embeddings,), jnp.float32), x)
+      return logits, tuple(new_memory), aux
     if self.token_memory is not None:
+      x = self.final_norm(x)
       x, token_mem = self.token_memory.split(x)
       new_memory.append(token_mem)
-    logits = apply_flat(self.embed.attend if self.tie_embeddings else self.lm_head, x)
-    aux = sum(aux_losses) if aux_losses else None
-    return logits.astype(jnp.float32), tuple(new_memory), aux
+      return self._logits(x), tuple(new_memory), aux
+    return self._head(x), tuple(new_memory), aux
+
+  def _head(self, x):
+    """Final norm and LM head: [B, L, d_model] -> logits [B, L, V] float32."""
+    return self._logits(self.final_norm(x))
+
+  def _logits(self, x):
+    return apply_flat(self.embed.attend if self.tie_embeddings else self.lm_head, x).astype(jnp.float32)

@@ -41,14 +41,22 @@ def token_outputs(logits, targets, weights):
   return {"loss": nll * weights, "correct": correct}
 
 
-def block_step(model, memory, block):
+def block_step(model, memory, block, skip_unscored=False):
   """One block through the decoder. block: inputs/targets/weights/positions [B, L], reset [B].
   Outputs 'loss', 'correct' [B, L], and 'aux_loss' [B] (summed over layers) for a model whose
-  layers return auxiliary losses (decoder.py)."""
+  layers return auxiliary losses (decoder.py).
+
+  skip_unscored (model.skip_unscored_outputs): a block whose weights are all zero skips the top
+  layer's feed-forward and the head (Decoder.forward_with_aux); its loss is 0 as before, and its
+  'correct' is 0, so 'correct' is defined only where weights > 0 (what every caller reads)."""
+  needed = jnp.any(block["weights"] != 0) if skip_unscored and model.can_skip_outputs() else None
   logits, memory, aux = model.forward_with_aux(block["inputs"], memory,
                                                positions=block["positions"], reset=block["reset"],
-                                               write_weights=block.get("write_weights"))
+                                               write_weights=block.get("write_weights"),
+                                               output_needed=needed)
   outs = token_outputs(logits, block["targets"], block["weights"])
+  if needed is not None:
+    outs["correct"] = jnp.where(needed, outs["correct"], 0.0)
   if aux is not None:
     outs["aux_loss"] = aux
   return memory, outs
@@ -95,7 +103,7 @@ def run_blocks(graphdef, params, memory, batch, model_cfg):
     if model_cfg.bptt_blocks:
       cut = (index > 0) & (index % model_cfg.bptt_blocks == 0)
       memory = jax.tree.map(lambda m: jnp.where(cut, jax.lax.stop_gradient(m), m), memory)
-    return block_step(model, memory, block)
+    return block_step(model, memory, block, model_cfg.skip_unscored_outputs)
 
   if model_cfg.remat_policy != "none":
     step = jax.checkpoint(step, policy=_POLICIES[model_cfg.remat_policy])
