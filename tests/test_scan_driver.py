@@ -185,8 +185,8 @@ def test_skipping_unscored_blocks_changes_no_loss_gradient_or_memory(tiny_cfg, v
   """model.skip_unscored_outputs: blocks 0 and 2 carry no weight, so their top feed-forward and
   head are skipped; the loss, every gradient (through the memory of the skipped blocks) and the
   final memory equal the run without skipping. The skipped blocks' 'correct' is 0 (the skip ran:
-  block 0's targets are the model's own argmax, 'correct' 1 when computed); FAM reads its memory from the top layer's
-  output, so it never skips (decoder.can_skip_outputs)."""
+  block 0's targets are the model's own argmax, 'correct' 1 when computed); FAM reads its memory
+  from the top layer's output, so it never skips (decoder.can_skip_outputs)."""
   batch = {k: np.array(v) for k, v in make_batch(7, 32, reset=(True, True)).items()}  # unshared
   batch["weights"][:, :L] = 0.0
   batch["weights"][:, 2 * L:3 * L] = 0.0

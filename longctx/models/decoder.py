@@ -184,4 +184,5 @@ class Decoder(nnx.Module):
     return self._logits(self.final_norm(x))
 
   def _logits(self, x):
-    return apply_flat(self.embed.attend if self.tie_embeddings else self.lm_head, x).astype(jnp.float32)
+    head = self.embed.attend if self.tie_embeddings else self.lm_head
+    return apply_flat(head, x).astype(jnp.float32)
