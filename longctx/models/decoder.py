@@ -40,7 +40,7 @@ class DecoderLayer(nnx.Module):
 
     apply_feed_forward=False (layers without feedback rows only) returns the residual stream after
     the attention, before the feed-forward: the decoder then applies `feed_forward` itself, only
-    where the block's outputs are needed (Decoder.forward_with_aux, `output_needed`).
+    where the block's outputs are needed (Decoder.forward_with_aux, `defer_output`).
 
     write_weights [B, L] (training only, data.filler_weight_max): handed to the attention, whose
     memory writes token t w_t times over (infini only; config.validate checks it).
@@ -143,41 +143,45 @@ class Decoder(nnx.Module):
     return not self.feedback_rows and self.token_memory is None
 
   def forward_with_aux(self, tokens, memory, *, positions, reset, write_weights=None,
-                       output_needed=None):
+                       defer_output=False):
     """As __call__, plus the layers' auxiliary losses summed: [B] float32, or None if no layer
     has one (a static property of the model). write_weights [B, L]: see DecoderLayer.
 
-    output_needed: None, or a traced bool scalar. When False, the top layer's feed-forward, the
-    final norm and the head are not run (lax.cond) and the logits are zeros; the memory and aux
-    are the same either way. Why: with the loss on a few answer tokens (passkey, S-NIAH, sorting)
-    only the last block's logits are scored, and the skipped part is ~1/4 of a 3-layer step's
-    FLOPs. Ignored (always computed) where can_skip_outputs() is False."""
+    defer_output=True (only where can_skip_outputs()): returns the top layer's residual stream
+    before its feed-forward [B, L, d_model] instead of the logits; `output_logits` finishes it.
+    The memory and aux are complete either way. Why: with the loss on a few answer tokens
+    (passkey, S-NIAH, sorting) only the last block's logits are scored, and the caller
+    (scan.block_step) runs the rest, ~1/4 of a 3-layer step's FLOPs, only where scored."""
+    if defer_output and not self.can_skip_outputs():
+      raise ValueError("defer_output needs a model whose memory does not read its output "
+                       "(Decoder.can_skip_outputs)")
     x = self.embed(tokens).astype(self.dtype)
     layer_memory = memory[:len(self.layers)]
     if self.token_memory is not None:
       x, positions, token_mem = self.token_memory.extend(x, memory[-1], positions, reset)
     prompts = self.layer_prompts(reset) if self.feedback_rows else [None] * len(self.layers)
-    skip = output_needed is not None and self.can_skip_outputs()
     new_memory, aux_losses = [], []
     for i, (layer, mem, prompt) in enumerate(zip(self.layers, layer_memory, prompts)):
       top = i == len(self.layers) - 1
       x, mem, aux = layer(x, mem, positions=positions, reset=reset, prompt=prompt,
-                          write_weights=write_weights, apply_feed_forward=not (skip and top))
+                          write_weights=write_weights,
+                          apply_feed_forward=not (defer_output and top))
       new_memory.append(mem)
       if aux is not None:
         aux_losses.append(aux.astype(jnp.float32))
     aux = sum(aux_losses) if aux_losses else None
-    if skip:
-      logits = jax.lax.cond(
-          output_needed, lambda h: self._head(self.layers[-1].feed_forward(h)),
-          lambda h: jnp.zeros(h.shape[:2] + (self.embed.num_embeddings,), jnp.float32), x)
-      return logits, tuple(new_memory), aux
+    if defer_output:
+      return x, tuple(new_memory), aux
     if self.token_memory is not None:
       x = self.final_norm(x)
       x, token_mem = self.token_memory.split(x)
       new_memory.append(token_mem)
       return self._logits(x), tuple(new_memory), aux
     return self._head(x), tuple(new_memory), aux
+
+  def output_logits(self, h):
+    """The rest of a defer_output pass: top feed-forward, final norm, head -> [B, L, V] float32."""
+    return self._head(self.layers[-1].feed_forward(h))
 
   def _head(self, x):
     """Final norm and LM head: [B, L, d_model] -> logits [B, L, V] float32."""

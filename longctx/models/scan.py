@@ -47,16 +47,21 @@ def block_step(model, memory, block, skip_unscored=False):
   layers return auxiliary losses (decoder.py).
 
   skip_unscored (model.skip_unscored_outputs): a block whose weights are all zero skips the top
-  layer's feed-forward and the head (Decoder.forward_with_aux); its loss is 0 as before, and its
-  'correct' is 0, so 'correct' is defined only where weights > 0 (what every caller reads)."""
-  needed = jnp.any(block["weights"] != 0) if skip_unscored and model.can_skip_outputs() else None
-  logits, memory, aux = model.forward_with_aux(block["inputs"], memory,
-                                               positions=block["positions"], reset=block["reset"],
-                                               write_weights=block.get("write_weights"),
-                                               output_needed=needed)
-  outs = token_outputs(logits, block["targets"], block["weights"])
-  if needed is not None:
-    outs["correct"] = jnp.where(needed, outs["correct"], 0.0)
+  layer's feed-forward, the head and the loss (lax.cond; Decoder.forward_with_aux defer_output);
+  its loss is 0 as before, and its 'correct' is 0, so 'correct' is defined only where
+  weights > 0 (what every caller reads)."""
+  defer = skip_unscored and model.can_skip_outputs()
+  out, memory, aux = model.forward_with_aux(block["inputs"], memory,
+                                            positions=block["positions"], reset=block["reset"],
+                                            write_weights=block.get("write_weights"),
+                                            defer_output=defer)
+  scored = lambda logits: token_outputs(logits, block["targets"], block["weights"])
+  if defer:
+    unscored = {k: jnp.zeros(block["weights"].shape, jnp.float32) for k in ("loss", "correct")}
+    outs = jax.lax.cond(jnp.any(block["weights"] != 0),
+                        lambda h: scored(model.output_logits(h)), lambda h: unscored, out)
+  else:
+    outs = scored(out)
   if aux is not None:
     outs["aux_loss"] = aux
   return memory, outs
