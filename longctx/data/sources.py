@@ -33,6 +33,23 @@ def seq_len_at(data_cfg, step: int) -> int:
   return seq_len
 
 
+def uses_filler_weights(data_cfg) -> bool:
+  """Whether passkey batches carry write_weights (data.filler_weight_max or filler_mass_max)."""
+  return data_cfg.task == "passkey" and (data_cfg.filler_weight_max > 1
+                                         or data_cfg.filler_mass_max > 0)
+
+
+def filler_weight_max_at(data_cfg, step: int) -> float:
+  """The largest filler write weight r at `step`: 1 before data.filler_weight_from_step, then
+  data.filler_mass_max / seq_len when a mass cap is set (each stage of the length curriculum then
+  reaches the same mass), else data.filler_weight_max."""
+  if step < data_cfg.filler_weight_from_step:
+    return 1.0
+  if data_cfg.filler_mass_max > 0:
+    return float(data_cfg.filler_mass_max) / seq_len_at(data_cfg, step)
+  return float(data_cfg.filler_weight_max)
+
+
 def document_resets(data_cfg, step: int) -> np.ndarray:
   """reset [B] for a step of fresh examples: all True (each example its own document) unless
   data.memory_carry_prob p > 0, where from data.memory_carry_from_step on each batch row keeps its
@@ -58,9 +75,7 @@ class PasskeySource:
                                  self.cfg.key_len,
                                  depth_range=tuple(self.cfg.depth_range),
                                  other_weight=self.cfg.other_weight,
-                                 filler_weight_max=(self.cfg.filler_weight_max
-                                                    if step >= self.cfg.filler_weight_from_step
-                                                    else 1.0),
+                                 filler_weight_max=filler_weight_max_at(self.cfg, step),
                                  filler_weight_profile=self.cfg.filler_weight_profile,
                                  random_filler_phase=self.cfg.random_filler_phase,
                                  end_depth_prob=self.cfg.end_depth_prob)
@@ -165,7 +180,7 @@ def batch_fields(data_cfg) -> dict:
             "weights": ("token", np.float32), "reset": ("example", np.bool_)}
   if data_cfg.task == "text":
     fields["positions"] = ("token", np.int32)   # absolute positions in the document
-  if data_cfg.task == "passkey" and data_cfg.filler_weight_max > 1:
+  if uses_filler_weights(data_cfg):
     # From data.filler_weight_from_step on; the weighted step is the one to size.
     fields["write_weights"] = ("token", np.float32)
   return fields
