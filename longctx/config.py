@@ -141,9 +141,9 @@ def base_config() -> ml_collections.ConfigDict:
       # prompt's filler weighs what a long one's would (data/passkey.training_batch). 1 = off.
       filler_weight_max=1.0,
       filler_weight_from_step=0,  # ... from this training step on (before it: 1)
-      # ... or, in place of filler_weight_max, a cap in tokens: r_max = this / the step's seq_len,
-      # so every stage of data.seq_len_schedule reaches the same memory mass (0 = off).
-      filler_mass_max=0,
+      # ((step, r_max), ...): from that step on the largest r is r_max (filler_weight_max before
+      # the first), e.g. to give each stage of data.seq_len_schedule its own memory mass.
+      filler_weight_schedule=(),
       # ... spread over each filler span 'uniform' (r per token) or 'geometric' (growing, so each
       # block is written under a memory of about the mass a real long prompt's would hold).
       filler_weight_profile="uniform",

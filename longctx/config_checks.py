@@ -186,24 +186,22 @@ def _validate_seq_len_schedule(cfg):
     _validate_train_len(cfg, seq_len, f"data.seq_len_schedule[{i}]")
 
 
-def _validate_filler_mass(cfg):
-  mass = cfg.data.filler_mass_max
-  if mass == 0:
-    return
-  if not (isinstance(mass, int) and mass > 0):
-    raise ValueError(f"data.filler_mass_max={mass!r} must be a positive int of tokens (0 = off)")
-  if cfg.data.filler_weight_max != 1.0:
-    raise ValueError(f"data.filler_mass_max={mass} and data.filler_weight_max="
-                     f"{cfg.data.filler_weight_max} both cap the filler weight: set one "
-                     "(data.filler_weight_max=1 to use the mass cap)")
-  if cfg.data.task != "passkey" or cfg.model.attention != "infini":
-    raise ValueError(f"data.filler_mass_max={mass} needs data.task='passkey' and "
+def _validate_filler_weight_schedule(cfg):
+  schedule = tuple(tuple(entry) for entry in cfg.data.filler_weight_schedule)
+  last_step = 0
+  for i, entry in enumerate(schedule):
+    if (len(entry) != 2 or not isinstance(entry[0], int)
+        or not isinstance(entry[1], (int, float)) or not 1.0 <= entry[1] < float("inf")):
+      raise ValueError(f"data.filler_weight_schedule[{i}]={entry!r} must be a (step, r_max) pair: "
+                       "an int step and a finite r_max >= 1")
+    if entry[0] <= last_step:
+      raise ValueError(f"data.filler_weight_schedule[{i}] starts at step {entry[0]}: steps must be "
+                       "> 0 and increasing (data.filler_weight_max holds before the first)")
+    last_step = entry[0]
+  if schedule and (cfg.data.task != "passkey" or cfg.model.attention != "infini"):
+    raise ValueError(f"data.filler_weight_schedule needs data.task='passkey' and "
                      f"model.attention='infini' (got {cfg.data.task!r}, {cfg.model.attention!r}): "
                      "only the compressive memory weights its writes")
-  lengths = [cfg.data.seq_len] + [length for _, length in cfg.data.seq_len_schedule]
-  if mass < max(lengths):
-    raise ValueError(f"data.filler_mass_max={mass} is below the training length {max(lengths)}: "
-                     "the cap is the mass of the longest prompt a training prompt stands for")
 
 
 def _validate_training(cfg):
@@ -231,7 +229,7 @@ def _validate_training(cfg):
     raise ValueError(f"data.filler_weight_max={fw} needs data.task='passkey' and "
                      f"model.attention='infini' (got {cfg.data.task!r}, {cfg.model.attention!r}): "
                      "only the compressive memory weights its writes")
-  _validate_filler_mass(cfg)
+  _validate_filler_weight_schedule(cfg)
   carry = cfg.data.memory_carry_prob
   if not (isinstance(carry, (int, float)) and 0.0 <= carry < 1.0):
     raise ValueError(f"data.memory_carry_prob={carry!r} must lie in [0, 1) (0 = off)")
@@ -246,10 +244,10 @@ def _validate_training(cfg):
   if cfg.data.filler_weight_profile not in passkey_data.FILLER_WEIGHT_PROFILES:
     raise ValueError(f"data.filler_weight_profile={cfg.data.filler_weight_profile!r} is not one "
                      f"of {passkey_data.FILLER_WEIGHT_PROFILES}")
-  if cfg.data.filler_weight_profile != "uniform" and fw == 1.0 and cfg.data.filler_mass_max == 0:
+  if cfg.data.filler_weight_profile != "uniform" and fw == 1.0 and not cfg.data.filler_weight_schedule:
     raise ValueError(f"data.filler_weight_profile={cfg.data.filler_weight_profile!r} spreads a "
-                     "filler weight, but data.filler_weight_max=1 and data.filler_mass_max=0 "
-                     "weight nothing: set one of them")
+                     "filler weight, but data.filler_weight_max=1 (and no "
+                     "data.filler_weight_schedule) weights nothing: set data.filler_weight_max > 1")
   if cfg.data.random_filler_phase and not (
       cfg.data.task == "passkey" or (cfg.data.task == "niah" and cfg.data.niah.haystack == "noise")):
     raise ValueError("data.random_filler_phase=True shifts the passkey filler or the S-NIAH noise "

@@ -42,10 +42,11 @@ def _bad(**changes):
     ({"data.filler_weight_max": 0.5}, "data.filler_weight_max"),
     ({"data.filler_weight_max": 8.0, "model.attention": "bswa"}, "data.filler_weight_max"),
     ({"data.filler_weight_max": 8.0, "data.task": "niah"}, "data.filler_weight_max"),
-    ({"data.filler_mass_max": -4}, "data.filler_mass_max"),
-    ({"data.filler_mass_max": 2 ** 20, "data.filler_weight_max": 8.0}, "data.filler_mass_max"),
-    ({"data.filler_mass_max": 2 ** 20, "model.attention": "bswa"}, "data.filler_mass_max"),
-    ({"data.filler_mass_max": 1024, "data.seq_len": 4096}, "data.filler_mass_max"),
+    ({"data.filler_weight_schedule": ((100, 0.5),)}, "data.filler_weight_schedule[0]"),
+    ({"data.filler_weight_schedule": ((100, 8.0), (50, 2.0))}, "data.filler_weight_schedule[1]"),
+    ({"data.filler_weight_schedule": ((100,),)}, "data.filler_weight_schedule[0]"),
+    ({"data.filler_weight_schedule": ((100, 8.0),), "model.attention": "bswa"},
+     "data.filler_weight_schedule"),
     ({"data.random_filler_phase": True, "data.task": "sorting"}, "data.random_filler_phase"),
     ({"data.random_filler_phase": True, "data.task": "niah", "data.niah.haystack": "files",
       "data.niah.files": ("essays.txt",)}, "data.niah.haystack='files'"),
@@ -73,5 +74,5 @@ def test_the_checks_are_not_vacuous():
   validate(_bad(**{"model.d_model": 252, "model.num_heads": 6}))  # head dim 42, even
   validate(_bad(**{"data.seq_len_schedule": ((100, 8192), (200, 16384))}))
   validate(_bad(**{"data.random_filler_phase": True, "data.task": "niah"}))  # noise haystack
-  validate(_bad(**{"data.filler_mass_max": 2 ** 20}))
+  validate(_bad(**{"data.filler_weight_schedule": ((100, 2048.0), (200, 512))}))
   validate(_bad(**{"data.filler_weight_max": 8.0}))   # passkey + infini: the base config's

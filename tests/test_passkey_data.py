@@ -285,25 +285,29 @@ def test_filler_write_weights_mark_only_the_filler():
     training_batch(np.random.default_rng(0), 1, 600, 5, filler_weight_max=0.5)
 
 
-def test_filler_mass_cap_gives_each_curriculum_stage_the_same_reach():
-  """data.filler_mass_max: r_max = mass / the step's seq_len (512 tokens: up to 2,048; 2K: up to
-  512), so both stages' filler weighs up to the same 1M tokens; 1 before filler_weight_from_step."""
+def test_filler_weight_schedule_gives_each_curriculum_stage_its_own_reach():
+  """data.filler_weight_schedule: r_max 2,048 on the 512-token prompts, 512 on the 2K ones from
+  step 3 (both a 1M-token mass); 1 before filler_weight_from_step; write_weights even where
+  data.filler_weight_max is 1 and only the schedule weights."""
   from longctx.config import base_config
   from longctx.data import sources
   cfg = base_config().data
   cfg.update(task="passkey", seq_len=512, seq_len_schedule=((3, 2048),), batch_size=64,
-             filler_mass_max=2 ** 20, filler_weight_from_step=1)
+             filler_weight_max=2048.0, filler_weight_schedule=((3, 512.0),),
+             filler_weight_from_step=1)
   assert sources.uses_filler_weights(cfg)
-  assert [sources.filler_weight_max_at(cfg, s) for s in (0, 1, 3)] == [1.0, 2048.0, 512.0]
+  assert [sources.filler_weight_max_at(cfg, s) for s in (0, 1, 2, 3, 9)] == [1, 2048, 2048, 512, 512]
   source = sources.PasskeySource(cfg)
   assert "write_weights" not in source.batch(0)
   short, long = source.batch(1), source.batch(3)
-  mass = lambda b: b["write_weights"].max(axis=1) * b["inputs"].shape[1]   # r x T per example
+  r_short, r_long = short["write_weights"].max(axis=1), long["write_weights"].max(axis=1)
   assert short["inputs"].shape[1] == 512 and long["inputs"].shape[1] == 2048
-  assert mass(short).max() <= 2 ** 20 and mass(long).max() <= 2 ** 20
-  assert mass(short).max() > 2 ** 18 and mass(long).max() > 2 ** 18   # beyond r_max 512 at 512
-  cfg.filler_mass_max = 0
-  assert not sources.uses_filler_weights(cfg)
+  assert r_short.max() <= 2048 and r_short.max() > 512     # beyond the later stage's cap
+  assert r_long.max() <= 512 and r_long.max() > 128
+  cfg.filler_weight_max = 1.0
+  assert sources.uses_filler_weights(cfg) and "write_weights" in source.batch(3)
+  cfg.filler_weight_schedule = ()
+  assert not sources.uses_filler_weights(cfg) and "write_weights" not in source.batch(3)
 
 
 def _filler_spans(example):

@@ -34,20 +34,21 @@ def seq_len_at(data_cfg, step: int) -> int:
 
 
 def uses_filler_weights(data_cfg) -> bool:
-  """Whether passkey batches carry write_weights (data.filler_weight_max or filler_mass_max)."""
-  return data_cfg.task == "passkey" and (data_cfg.filler_weight_max > 1
-                                         or data_cfg.filler_mass_max > 0)
+  """Whether passkey batches carry write_weights (data.filler_weight_max or its schedule > 1)."""
+  peaks = [data_cfg.filler_weight_max] + [r for _, r in data_cfg.filler_weight_schedule]
+  return data_cfg.task == "passkey" and max(peaks) > 1
 
 
 def filler_weight_max_at(data_cfg, step: int) -> float:
   """The largest filler write weight r at `step`: 1 before data.filler_weight_from_step, then
-  data.filler_mass_max / seq_len when a mass cap is set (each stage of the length curriculum then
-  reaches the same mass), else data.filler_weight_max."""
+  data.filler_weight_max, replaced from each (step, r_max) of data.filler_weight_schedule on."""
   if step < data_cfg.filler_weight_from_step:
     return 1.0
-  if data_cfg.filler_mass_max > 0:
-    return float(data_cfg.filler_mass_max) / seq_len_at(data_cfg, step)
-  return float(data_cfg.filler_weight_max)
+  weight = data_cfg.filler_weight_max
+  for start, r_max in data_cfg.filler_weight_schedule:
+    if step >= start:
+      weight = r_max
+  return float(weight)
 
 
 def document_resets(data_cfg, step: int) -> np.ndarray:
