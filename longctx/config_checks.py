@@ -165,8 +165,29 @@ def _validate_train_len(cfg, seq_len: int, field: str):
       raise ValueError(f"{field}={seq_len} must exceed {sorting.TARGET_LEN} for sorting")
 
 
+def _validate_schedule(name, schedule, value_ok, value_what):
+  """A ((step, value), ...) schedule (data.seq_len_schedule, data.filler_weight_schedule): pairs
+  of an int step and a value passing value_ok, steps > 0 and increasing. Returns the pairs."""
+  schedule = tuple(tuple(entry) for entry in schedule)
+  last_step = 0
+  for i, entry in enumerate(schedule):
+    if len(entry) != 2 or not isinstance(entry[0], int) or not value_ok(entry[1]):
+      raise ValueError(f"{name}[{i}]={entry!r} must be a (step, value) pair: an int step and "
+                       f"{value_what}")
+    if entry[0] <= last_step:
+      raise ValueError(f"{name}[{i}] starts at step {entry[0]}: steps must be > 0 and increasing")
+    last_step = entry[0]
+  return schedule
+
+
+def _is_weight(value) -> bool:
+  """A write weight (data.filler_weight_max, data.filler_weight_schedule): finite, >= 1."""
+  return isinstance(value, (int, float)) and 1.0 <= value < float("inf")
+
+
 def _validate_seq_len_schedule(cfg):
-  schedule = tuple(tuple(entry) for entry in cfg.data.seq_len_schedule)
+  schedule = _validate_schedule("data.seq_len_schedule", cfg.data.seq_len_schedule,
+                                lambda v: isinstance(v, int), "an int seq_len")
   if not schedule:
     return
   from longctx.data.sources import FRESH_EXAMPLE_TASKS
@@ -174,30 +195,13 @@ def _validate_seq_len_schedule(cfg):
     raise ValueError(f"data.seq_len_schedule is set but data.task={cfg.data.task!r} streams "
                      "documents; a length curriculum needs fresh examples per step "
                      f"{FRESH_EXAMPLE_TASKS}")
-  last_step = 0
-  for i, entry in enumerate(schedule):
-    if len(entry) != 2 or not all(isinstance(x, int) for x in entry):
-      raise ValueError(f"data.seq_len_schedule[{i}]={entry!r} must be a (step, seq_len) pair of ints")
-    step, seq_len = entry
-    if step <= last_step:
-      raise ValueError(f"data.seq_len_schedule[{i}] starts at step {step}: steps must be > 0 and "
-                       "increasing")
-    last_step = step
+  for i, (_, seq_len) in enumerate(schedule):
     _validate_train_len(cfg, seq_len, f"data.seq_len_schedule[{i}]")
 
 
 def _validate_filler_weight_schedule(cfg):
-  schedule = tuple(tuple(entry) for entry in cfg.data.filler_weight_schedule)
-  last_step = 0
-  for i, entry in enumerate(schedule):
-    if (len(entry) != 2 or not isinstance(entry[0], int)
-        or not isinstance(entry[1], (int, float)) or not 1.0 <= entry[1] < float("inf")):
-      raise ValueError(f"data.filler_weight_schedule[{i}]={entry!r} must be a (step, r_max) pair: "
-                       "an int step and a finite r_max >= 1")
-    if entry[0] <= last_step:
-      raise ValueError(f"data.filler_weight_schedule[{i}] starts at step {entry[0]}: steps must be "
-                       "> 0 and increasing (data.filler_weight_max holds before the first)")
-    last_step = entry[0]
+  schedule = _validate_schedule("data.filler_weight_schedule", cfg.data.filler_weight_schedule,
+                                _is_weight, "a finite r_max >= 1")
   if schedule and (cfg.data.task != "passkey" or cfg.model.attention != "infini"):
     raise ValueError(f"data.filler_weight_schedule needs data.task='passkey' and "
                      f"model.attention='infini' (got {cfg.data.task!r}, {cfg.model.attention!r}): "
@@ -223,7 +227,7 @@ def _validate_training(cfg):
   if not 0.0 <= lo <= hi <= 1.0:
     raise ValueError(f"data.depth_range={tuple(cfg.data.depth_range)} must satisfy 0 <= lo <= hi <= 1")
   fw = cfg.data.filler_weight_max
-  if not (isinstance(fw, (int, float)) and fw >= 1.0 and fw != float("inf")):
+  if not _is_weight(fw):
     raise ValueError(f"data.filler_weight_max={fw!r} must be a finite number >= 1 (1 = off)")
   if fw > 1.0 and (cfg.data.task != "passkey" or cfg.model.attention != "infini"):
     raise ValueError(f"data.filler_weight_max={fw} needs data.task='passkey' and "

@@ -24,13 +24,19 @@ TEXT_SOURCES = ("pg19", "local")
 BOOKSUM_SOURCES = ("booksum", "local")
 
 
+def value_at(step: int, initial, schedule):
+  """The value of a ((start_step, value), ...) schedule at `step`: that of the last entry whose
+  start has come, `initial` before the first (data.seq_len_schedule, data.filler_weight_schedule)."""
+  value = initial
+  for start, scheduled in schedule:
+    if step >= start:
+      value = scheduled
+  return value
+
+
 def seq_len_at(data_cfg, step: int) -> int:
   """Training example length at `step` under data.seq_len_schedule."""
-  seq_len = data_cfg.seq_len
-  for start, length in data_cfg.seq_len_schedule:
-    if step >= start:
-      seq_len = length
-  return seq_len
+  return value_at(step, data_cfg.seq_len, data_cfg.seq_len_schedule)
 
 
 def uses_filler_weights(data_cfg) -> bool:
@@ -44,11 +50,7 @@ def filler_weight_max_at(data_cfg, step: int) -> float:
   data.filler_weight_max, replaced from each (step, r_max) of data.filler_weight_schedule on."""
   if step < data_cfg.filler_weight_from_step:
     return 1.0
-  weight = data_cfg.filler_weight_max
-  for start, r_max in data_cfg.filler_weight_schedule:
-    if step >= start:
-      weight = r_max
-  return float(weight)
+  return float(value_at(step, data_cfg.filler_weight_max, data_cfg.filler_weight_schedule))
 
 
 def document_resets(data_cfg, step: int) -> np.ndarray:
