@@ -154,6 +154,9 @@ def base_config() -> ml_collections.ConfigDict:
       # passkey, not in the papers: probability that a training key sits at depth 1 (in the
       # answer's block, read locally); uniform depths: 11% of 512-token prompts, 1.4% of 2K.
       end_depth_prob=0.0,
+      # passkey, not in the papers: probability that a training prompt is drawn again until a
+      # block boundary (model.block_len) cuts a copy of its key; uniform depths: ~6% of prompts.
+      cut_key_prob=0.0,
       # Fresh-example tasks, not in the papers: from memory_carry_from_step on, each example keeps
       # with probability memory_carry_prob the memory its predecessor in the same batch row left
       # (stop-gradient, as FAM's RSP), so a short prompt is read through a memory that earlier

@@ -258,11 +258,12 @@ def _validate_training(cfg):
                      f"haystack; data.task is {cfg.data.task!r}"
                      + (f" with data.niah.haystack={cfg.data.niah.haystack!r}"
                         if cfg.data.task == "niah" else ""))
-  if not 0.0 <= cfg.data.end_depth_prob <= 1.0:
-    raise ValueError(f"data.end_depth_prob={cfg.data.end_depth_prob} must lie in [0, 1]")
-  if cfg.data.end_depth_prob > 0 and cfg.data.task != "passkey":
-    raise ValueError(f"data.end_depth_prob={cfg.data.end_depth_prob} places passkey keys; "
-                     f"data.task is {cfg.data.task!r}")
+  for field in ("end_depth_prob", "cut_key_prob"):
+    prob = cfg.data[field]
+    if not 0.0 <= prob <= 1.0:
+      raise ValueError(f"data.{field}={prob} must lie in [0, 1]")
+    if prob > 0 and cfg.data.task != "passkey":
+      raise ValueError(f"data.{field}={prob} places passkey keys; data.task is {cfg.data.task!r}")
   if cfg.train.optimizer not in OPTIMIZERS:
     raise ValueError(f"train.optimizer={cfg.train.optimizer!r} is not one of {OPTIMIZERS}")
   if cfg.train.steps < 0 or cfg.train.lr <= 0 or cfg.train.log_every <= 0:

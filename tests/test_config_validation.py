@@ -48,6 +48,8 @@ def _bad(**changes):
     ({"data.filler_weight_schedule": ((100, 8.0),), "model.attention": "bswa"},
      "data.filler_weight_schedule"),
     ({"data.random_filler_phase": True, "data.task": "sorting"}, "data.random_filler_phase"),
+    ({"data.cut_key_prob": 1.5}, "data.cut_key_prob"),
+    ({"data.end_depth_prob": -0.1}, "data.end_depth_prob"),
     ({"data.random_filler_phase": True, "data.task": "niah", "data.niah.haystack": "files",
       "data.niah.files": ("essays.txt",)}, "data.niah.haystack='files'"),
     ({"data.seq_len_schedule": ((100, 1000),)}, "data.seq_len_schedule[0]"),   # not a block multiple
@@ -76,3 +78,4 @@ def test_the_checks_are_not_vacuous():
   validate(_bad(**{"data.random_filler_phase": True, "data.task": "niah"}))  # noise haystack
   validate(_bad(**{"data.filler_weight_schedule": ((100, 2048.0), (200, 512))}))
   validate(_bad(**{"data.filler_weight_max": 8.0}))   # passkey + infini: the base config's
+  validate(_bad(**{"data.cut_key_prob": 1.0, "data.end_depth_prob": 1.0}))

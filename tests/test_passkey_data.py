@@ -425,6 +425,53 @@ def test_bad_filler_phase_is_refused(phase):
     training_batch(np.random.default_rng(0), 1, 600, 5, random_filler_phase=1)
 
 
+def _cut_by_text(row: str, block: int) -> bool:
+  """Independent of key_copy_spans: byte rows, so a character index is a token index."""
+  first = row.index("The pass key is ") + len("The pass key is ")
+  key = row[first:first + 5]
+  second = row.index(key, first + len(key))
+  return any(a // block != (a + len(key) - 1) // block for a in (first, second))
+
+
+def test_key_copy_spans_are_the_two_copies_of_the_key():
+  ex = passkey_prompt(1000, 0.4, "40417", TOK, filler_phase=17)
+  text = TOK.decode(ex.tokens)
+  spans = passkey.key_copy_spans(ex, TOK)
+  assert [text[a:b] for a, b in spans] == ["40417", "40417"]
+  assert spans[0][0] == text.index("The pass key is 40417") + len("The pass key is ")
+  assert spans[1][0] == text.index("Remember it. 40417") + len("Remember it. ")
+  block = spans[1][0] + 2   # a boundary inside the second copy, none inside the first
+  assert passkey.key_copy_is_cut(ex, TOK, block) and not passkey.key_copy_is_cut(ex, TOK, 2048)
+
+
+def test_cut_key_prob_gives_that_share_of_prompts_a_key_copy_cut_by_a_block_boundary():
+  """Uniform depths cut a copy of the key at a 128-token boundary in ~6% of prompts (the layout
+  of 4 of the evaluator's 25 cells); cut_key_prob p raises that to about p + (1 - p) * 6%, and 0
+  draws exactly as before."""
+  def cut_share(batch):
+    return np.mean([_cut_by_text(TOK.decode(r), 128) for r in batch["inputs"]])
+  uniform = training_batch(np.random.default_rng(3), 300, 512, 5, random_filler_phase=True)
+  cut = training_batch(np.random.default_rng(3), 300, 512, 5, random_filler_phase=True,
+                       cut_key_prob=0.5, cut_block_len=128)
+  assert cut_share(uniform) < 0.12
+  assert 0.45 < cut_share(cut) < 0.65
+  everyone = training_batch(np.random.default_rng(4), 20, 2048, 5, random_filler_phase=True,
+                            cut_key_prob=1.0, cut_block_len=128)
+  assert cut_share(everyone) == 1.0
+  off = training_batch(np.random.default_rng(3), 4, 600, 5, cut_key_prob=0.0, cut_block_len=128)
+  np.testing.assert_array_equal(off["inputs"], training_batch(np.random.default_rng(3), 4, 600, 5)["inputs"])
+  for bad in (-0.1, 1.5, True, "0.5"):
+    with pytest.raises(ValueError, match="cut_key_prob"):
+      training_batch(np.random.default_rng(0), 1, 600, 5, cut_key_prob=bad, cut_block_len=128)
+  with pytest.raises(ValueError, match="cut_block_len"):
+    training_batch(np.random.default_rng(0), 1, 600, 5, cut_key_prob=0.5)
+  # A layout that cannot be cut is an error, not a silent uncut prompt: at depth 0 and phase 0
+  # the key sentence sits at one place, its copies inside the first 4,096-token block.
+  with pytest.raises(ValueError, match="no 601-token prompt in 1000 draws"):
+    training_batch(np.random.default_rng(0), 1, 600, 5, depth_range=(0.0, 0.0),
+                   cut_key_prob=1.0, cut_block_len=4096)
+
+
 def test_end_depth_prob_puts_that_share_of_keys_in_the_answers_block():
   """Uniform depths rarely give the evaluator's depth-1 layout at 2K (the key sentence in the
   answer's block); end_depth_prob p gives it to about p of the prompts, and 0 draws as before."""

@@ -16,6 +16,7 @@ from longctx import checkpoint as ckpt_lib
 from longctx import config as config_lib
 from longctx import optim, train
 from longctx.data import sources
+from longctx.data.tokenizers import ByteTokenizer
 from longctx.models import scan
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "configs", "passkey"))
@@ -343,6 +344,22 @@ def test_random_filler_phase_on_another_task_is_refused():
   cfg.data.random_filler_phase = True
   cfg.data.task = "sorting"
   with pytest.raises(ValueError, match=r"data\.random_filler_phase=True shifts the passkey filler"):
+    config_lib.validate(cfg)
+
+
+def test_the_passkey_source_cuts_key_copies_at_the_models_block_and_other_tasks_refuse_it():
+  source = _smoke_source(cut_key_prob=1.0, random_filler_phase=True)
+  block = smoke_config().model.block_len
+  for row in source.batch(2)["inputs"]:
+    text = ByteTokenizer().decode(row)
+    first = text.index("The pass key is ") + len("The pass key is ")
+    second = text.index(text[first:first + 3], first + 3)   # smoke keys have 3 digits
+    assert any(a // block != (a + 2) // block for a in (first, second))
+  cfg = infini_config.get_config("smoke")
+  cfg.unlock()
+  cfg.data.cut_key_prob = 0.3
+  cfg.data.task = "sorting"
+  with pytest.raises(ValueError, match=r"data\.cut_key_prob=0\.3 places passkey keys"):
     config_lib.validate(cfg)
 
 

@@ -21,13 +21,6 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 
 
-def copy_spans(text: str, key: str, start: int):
-  """Character (= byte token) spans of the key's two copies in the key sentence at `start`."""
-  first = text.index(key, start)
-  second = text.index(key, first + len(key))
-  return [(first, first + len(key)), (second, second + len(key))]
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", default="configs/passkey/infini.py:cpu")
@@ -39,7 +32,6 @@ def main():
   parser.add_argument("--out", default=None, help="JSON file for the per-prompt rows")
   args = parser.parse_args()
 
-  import numpy as np
   from eval_memory import load_model
   from longctx import evaluate
   from longctx.data import passkey
@@ -59,8 +51,7 @@ def main():
       examples = [passkey.passkey_prompt(args.length, depth, key, tok, filler_phase=phase)
                   for key in keys]
       for ex, (acc, exact) in zip(examples, evaluate.score_examples(streamer, params, examples)):
-        text = tok.decode(np.asarray(ex.tokens))
-        spans = copy_spans(text, ex.key, ex.key_start)
+        spans = passkey.key_copy_spans(ex, tok)
         cut = [i for i, (a, b) in enumerate(spans) if a // block != (b - 1) // block]
         answer_block = (len(ex.tokens) - key_len) // block
         rows.append({"depth": depth, "phase": phase, "offset": ex.key_start % block,

@@ -59,6 +59,7 @@ SEP = " "
 TEMPLATES = ("infini", "fam")
 DEPTHS = {"start": 0.0, "middle": 0.5, "end": 1.0}   # the papers' three named depths
 JSONL_FIELDS = ("prompt", "answer")
+_CUT_DRAWS = 1000   # training_batch(cut_key_prob=): draws before a layout without a cut is an error
 _EVAL_STREAM = 0x9A55_4E7   # separates eval-key seeds from a training rng seeded with the same int
 
 
@@ -185,6 +186,25 @@ def passkey_prompt(total_tokens: int, depth: float, key: str, tokenizer: Tokeniz
                         key=key, depth=depth, key_start=len(prefix) + split)
 
 
+def key_copy_spans(example: PasskeyExample, tokenizer: Tokenizer) -> list:
+  """Token spans [start, end) of the key's two copies in `example` ("The pass key is {key}.
+  Remember it. {key} is the pass key.")."""
+  key = _encode(tokenizer, example.key)
+  sentence = _fixed_pieces(example.key, tokenizer)[1]
+  hits = [i for i in range(len(sentence) - len(key) + 1)
+          if np.array_equal(sentence[i:i + len(key)], key)]
+  if len(hits) != 2:
+    raise ValueError(f"the key {example.key!r} is tokenized differently inside the key sentence "
+                     f"({len(hits)} copies found) by {type(tokenizer).__name__}: its copies cannot "
+                     "be located")
+  return [(example.key_start + i, example.key_start + i + len(key)) for i in hits]
+
+
+def key_copy_is_cut(example: PasskeyExample, tokenizer: Tokenizer, block_len: int) -> bool:
+  """True when a block boundary (every block_len tokens) falls inside a copy of the key."""
+  return any(a // block_len != (b - 1) // block_len for a, b in key_copy_spans(example, tokenizer))
+
+
 def random_key(rng: np.random.Generator, key_len: int) -> str:
   """`key_len` random decimal digits, the first non-zero (so the key has exactly key_len digits)."""
   _check_rng(rng)
@@ -271,7 +291,8 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
                    depth_range=(0.0, 1.0), other_weight: float = 0.0,
                    tokenizer: Optional[Tokenizer] = None, filler_weight_max: float = 1.0,
                    filler_weight_profile: str = "uniform",
-                   random_filler_phase: bool = False, end_depth_prob: float = 0.0) -> dict:
+                   random_filler_phase: bool = False, end_depth_prob: float = 0.0,
+                   cut_key_prob: float = 0.0, cut_block_len: int = 0) -> dict:
   """A batch of passkey examples for next-token training; deterministic given the rng's state.
 
   Each example has exactly seq_len + 1 tokens, a fresh random key of key_len digits and a depth
@@ -295,6 +316,11 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
   from depth_range. Uniform depths give that layout to 11% of 512-token and 1.4% of 2K-token
   prompts (the key must start in the last block's first few tokens); the evaluator's depth-1
   column is all of it. Not in the papers; 0 draws exactly what it drew before.
+  cut_key_prob: with this probability an example's depth, key and phase are drawn again until a
+  boundary of cut_block_len-token blocks falls inside a copy of the key (key_copy_is_cut): the
+  layout a block-recurrent model reads worst, which uniform depths give to ~6% of 512-token and
+  2K-token prompts while the evaluator's grid has it in 4 of 25 cells (2K / 32K at depth 0.75, 1M
+  at 0.25 / 0.75). Not in the papers; 0 draws exactly what it drew before.
   """
   _check_rng(rng)
   batch_size = _check_int(batch_size, "batch_size", 1)
@@ -324,15 +350,29 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
   if not (isinstance(end_depth_prob, (int, float, np.integer, np.floating))
           and not isinstance(end_depth_prob, bool) and 0.0 <= end_depth_prob <= 1.0):
     raise ValueError(f"end_depth_prob={end_depth_prob!r} must be a number in [0, 1]")
+  if not (isinstance(cut_key_prob, (int, float, np.integer, np.floating))
+          and not isinstance(cut_key_prob, bool) and 0.0 <= cut_key_prob <= 1.0):
+    raise ValueError(f"cut_key_prob={cut_key_prob!r} must be a number in [0, 1]")
+  if cut_key_prob > 0:
+    cut_block_len = _check_int(cut_block_len, "cut_block_len", 2)
   cycle = filler_cycle_length(tokenizer)
   rows = []
   for _ in range(batch_size):
-    depth = float(rng.uniform(lo, hi))
-    if end_depth_prob > 0 and rng.uniform() < end_depth_prob:
-      depth = 1.0
-    key = random_key(rng, key_len)
-    phase = int(rng.integers(0, cycle)) if random_filler_phase else 0
-    ex = passkey_prompt(seq_len + 1, depth, key, tokenizer, filler_phase=phase)
+    want_cut = cut_key_prob > 0 and rng.uniform() < cut_key_prob
+    for _ in range(_CUT_DRAWS if want_cut else 1):
+      depth = float(rng.uniform(lo, hi))
+      if end_depth_prob > 0 and rng.uniform() < end_depth_prob:
+        depth = 1.0
+      key = random_key(rng, key_len)
+      phase = int(rng.integers(0, cycle)) if random_filler_phase else 0
+      ex = passkey_prompt(seq_len + 1, depth, key, tokenizer, filler_phase=phase)
+      if not want_cut or key_copy_is_cut(ex, tokenizer, cut_block_len):
+        break
+    else:
+      raise ValueError(f"cut_key_prob={cut_key_prob}: no {seq_len + 1}-token prompt in "
+                       f"{_CUT_DRAWS} draws (depth_range={depth_range}, random_filler_phase="
+                       f"{random_filler_phase}) has a key copy cut by a {cut_block_len}-token "
+                       "block boundary")
     rows.append(next_token_arrays(ex.tokens, ex.answer_mask, other_weight))
     if filler_weight_max > 1.0:
       weight = float(np.exp(rng.uniform(0.0, np.log(filler_weight_max))))

@@ -69,8 +69,9 @@ def document_resets(data_cfg, step: int) -> np.ndarray:
 class PasskeySource:
   """Fixed-length passkey prompts (Infini/Landmark Appendix B format) with the loss on the key."""
 
-  def __init__(self, data_cfg):
+  def __init__(self, data_cfg, block_len: int = 0):
     self.cfg = data_cfg
+    self.block_len = block_len   # the model's block: data.cut_key_prob cuts a key copy at it
 
   def batch(self, step: int) -> dict:
     rng = np.random.default_rng([self.cfg.seed, step])
@@ -81,7 +82,9 @@ class PasskeySource:
                                  filler_weight_max=filler_weight_max_at(self.cfg, step),
                                  filler_weight_profile=self.cfg.filler_weight_profile,
                                  random_filler_phase=self.cfg.random_filler_phase,
-                                 end_depth_prob=self.cfg.end_depth_prob)
+                                 end_depth_prob=self.cfg.end_depth_prob,
+                                 cut_key_prob=self.cfg.cut_key_prob,
+                                 cut_block_len=self.block_len)
     out["reset"] = document_resets(self.cfg, step)
     return out
 
@@ -151,7 +154,7 @@ def text_corpus(source: str, *, split: str, path: str, data_dir: str, tokenizer,
 def make_train_source(cfg):
   data = cfg.data
   if data.task == "passkey":
-    return PasskeySource(data)
+    return PasskeySource(data, cfg.model.block_len)
   if data.task == "sorting":
     return SortingSource(data)
   if data.task == "niah":
