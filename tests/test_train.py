@@ -347,7 +347,7 @@ def test_random_filler_phase_on_another_task_is_refused():
     config_lib.validate(cfg)
 
 
-def test_the_passkey_source_cuts_key_copies_at_the_models_block_and_other_tasks_refuse_it():
+def test_the_passkey_source_cuts_key_copies_at_the_models_block():
   source = _smoke_source(cut_key_prob=1.0, random_filler_phase=True)
   block = smoke_config().model.block_len
   for row in source.batch(2)["inputs"]:
@@ -355,20 +355,18 @@ def test_the_passkey_source_cuts_key_copies_at_the_models_block_and_other_tasks_
     first = text.index("The pass key is ") + len("The pass key is ")
     second = text.index(text[first:first + 3], first + 3)   # smoke keys have 3 digits
     assert any(a // block != (a + 2) // block for a in (first, second))
-  cfg = infini_config.get_config("smoke")
-  cfg.unlock()
-  cfg.data.cut_key_prob = 0.3
-  cfg.data.task = "sorting"
-  with pytest.raises(ValueError, match=r"data\.cut_key_prob=0\.3 places passkey keys"):
-    config_lib.validate(cfg)
 
 
-def test_the_passkey_source_hands_end_depth_prob_to_the_batches_and_other_tasks_refuse_it():
+def test_the_passkey_source_hands_end_depth_prob_to_the_batches():
   assert not np.array_equal(_smoke_source(end_depth_prob=0.0).batch(2)["inputs"],
                             _smoke_source(end_depth_prob=1.0).batch(2)["inputs"])
+
+
+@pytest.mark.parametrize("field", ["end_depth_prob", "cut_key_prob"])
+def test_key_placement_fields_are_refused_on_other_tasks(field):
   cfg = infini_config.get_config("smoke")
   cfg.unlock()
-  cfg.data.end_depth_prob = 0.3
+  cfg.data[field] = 0.3
   cfg.data.task = "sorting"
-  with pytest.raises(ValueError, match=r"data\.end_depth_prob=0\.3 places passkey keys"):
+  with pytest.raises(ValueError, match=rf"data\.{field}=0\.3 places passkey keys"):
     config_lib.validate(cfg)
