@@ -95,7 +95,7 @@ def _check_int(value, field: str, minimum: int) -> int:
 
 
 def _check_unit(value, field: str) -> float:
-  """A float in [0, 1] (a depth)."""
+  """A float in [0, 1] (a depth or a probability)."""
   if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
     raise ValueError(f"{field}={value!r} must be a number in [0, 1]")
   value = float(value)
@@ -347,12 +347,8 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
                      f"needs seq_len + 1 >= {needed} tokens")
   if not isinstance(random_filler_phase, (bool, np.bool_)):
     raise ValueError(f"random_filler_phase={random_filler_phase!r} must be True or False")
-  if not (isinstance(end_depth_prob, (int, float, np.integer, np.floating))
-          and not isinstance(end_depth_prob, bool) and 0.0 <= end_depth_prob <= 1.0):
-    raise ValueError(f"end_depth_prob={end_depth_prob!r} must be a number in [0, 1]")
-  if not (isinstance(cut_key_prob, (int, float, np.integer, np.floating))
-          and not isinstance(cut_key_prob, bool) and 0.0 <= cut_key_prob <= 1.0):
-    raise ValueError(f"cut_key_prob={cut_key_prob!r} must be a number in [0, 1]")
+  end_depth_prob = _check_unit(end_depth_prob, "end_depth_prob")
+  cut_key_prob = _check_unit(cut_key_prob, "cut_key_prob")
   if cut_key_prob > 0:
     cut_block_len = _check_int(cut_block_len, "cut_block_len", 2)
   cycle = filler_cycle_length(tokenizer)
