@@ -441,7 +441,7 @@ def test_key_copy_spans_are_the_two_copies_of_the_key():
   assert spans[0][0] == text.index("The pass key is 40417") + len("The pass key is ")
   assert spans[1][0] == text.index("Remember it. 40417") + len("Remember it. ")
   block = spans[1][0] + 2   # a boundary inside the second copy, none inside the first
-  assert passkey.key_copy_is_cut(ex, TOK, block) and not passkey.key_copy_is_cut(ex, TOK, 2048)
+  assert passkey.cut_key_copies(ex, TOK, block) == [1] and not passkey.cut_key_copies(ex, TOK, 2048)
 
 
 def test_cut_key_prob_gives_that_share_of_prompts_a_key_copy_cut_by_a_block_boundary():

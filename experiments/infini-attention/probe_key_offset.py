@@ -51,8 +51,7 @@ def main():
       examples = [passkey.passkey_prompt(args.length, depth, key, tok, filler_phase=phase)
                   for key in keys]
       for ex, (acc, exact) in zip(examples, evaluate.score_examples(streamer, params, examples)):
-        spans = passkey.key_copy_spans(ex, tok)
-        cut = [i for i, (a, b) in enumerate(spans) if a // block != (b - 1) // block]
+        cut = passkey.cut_key_copies(ex, tok, block)
         answer_block = (len(ex.tokens) - key_len) // block
         rows.append({"depth": depth, "phase": phase, "offset": ex.key_start % block,
                      "split": ("first", "second")[cut[0]] if cut else "none",

@@ -200,9 +200,11 @@ def key_copy_spans(example: PasskeyExample, tokenizer: Tokenizer) -> list:
   return [(example.key_start + i, example.key_start + i + len(key)) for i in hits]
 
 
-def key_copy_is_cut(example: PasskeyExample, tokenizer: Tokenizer, block_len: int) -> bool:
-  """True when a block boundary (every block_len tokens) falls inside a copy of the key."""
-  return any(a // block_len != (b - 1) // block_len for a, b in key_copy_spans(example, tokenizer))
+def cut_key_copies(example: PasskeyExample, tokenizer: Tokenizer, block_len: int) -> list:
+  """Indices (0 first, 1 second) of the key's copies that a block boundary (every block_len
+  tokens) falls inside; empty when neither is cut."""
+  return [i for i, (a, b) in enumerate(key_copy_spans(example, tokenizer))
+          if a // block_len != (b - 1) // block_len]
 
 
 def random_key(rng: np.random.Generator, key_len: int) -> str:
@@ -317,7 +319,7 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
   prompts (the key must start in the last block's first few tokens); the evaluator's depth-1
   column is all of it. Not in the papers; 0 draws exactly what it drew before.
   cut_key_prob: with this probability an example's depth, key and phase are drawn again until a
-  boundary of cut_block_len-token blocks falls inside a copy of the key (key_copy_is_cut): the
+  boundary of cut_block_len-token blocks falls inside a copy of the key (cut_key_copies): the
   layout a block-recurrent model reads worst, which uniform depths give to ~6% of 512-token and
   2K-token prompts while the evaluator's grid has it in 4 of 25 cells (2K / 32K at depth 0.75, 1M
   at 0.25 / 0.75). Not in the papers; 0 draws exactly what it drew before.
@@ -362,7 +364,7 @@ def training_batch(rng: np.random.Generator, batch_size: int, seq_len: int, key_
       key = random_key(rng, key_len)
       phase = int(rng.integers(0, cycle)) if random_filler_phase else 0
       ex = passkey_prompt(seq_len + 1, depth, key, tokenizer, filler_phase=phase)
-      if not want_cut or key_copy_is_cut(ex, tokenizer, cut_block_len):
+      if not want_cut or cut_key_copies(ex, tokenizer, cut_block_len):
         break
     else:
       raise ValueError(f"cut_key_prob={cut_key_prob}: no {seq_len + 1}-token prompt in "
