@@ -163,6 +163,13 @@ def base_config() -> ml_collections.ConfigDict:
       # prompts already filled over many blocks (data/sources.document_resets). 0 = off.
       memory_carry_prob=0.0,
       memory_carry_from_step=0,
+      # passkey, not in the papers: from prompt_steps_from_step on, each batch row's prompts are
+      # n * seq_len tokens long, n uniform in 1..prompt_steps, each fed over n consecutive steps
+      # with the memory carried between them (stop-gradient; the loss on its answer in its last
+      # step), so a block-recurrent model is trained to hold a key over up to prompt_steps times
+      # the blocks one step backpropagates through (data/sources.PasskeySource). 1 = off.
+      prompt_steps=1,
+      prompt_steps_from_step=0,
       # text / booksum tasks (longctx/data/sources.py):
       source="local",             # text: 'pg19' | 'local'; booksum: 'booksum' | 'local'
       path="",                    # local: a folder of .txt files (text) or a JSONL file (booksum)

@@ -208,6 +208,34 @@ def _validate_filler_weight_schedule(cfg):
                      "only the compressive memory weights its writes")
 
 
+def _validate_prompt_steps(cfg):
+  """data.prompt_steps: passkey prompts fed over several steps with the memory carried."""
+  n, start = cfg.data.prompt_steps, cfg.data.prompt_steps_from_step
+  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    raise ValueError(f"data.prompt_steps={n!r} must be an integer >= 1 (1 = every prompt in one step)")
+  if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+    raise ValueError(f"data.prompt_steps_from_step={start!r} must be an integer >= 0")
+  if n == 1:
+    return
+  if cfg.data.task != "passkey":
+    raise ValueError(f"data.prompt_steps={n} feeds passkey prompts over several steps; data.task "
+                     f"is {cfg.data.task!r}")
+  late = [s for s, _ in cfg.data.seq_len_schedule if s > start]
+  if late:
+    raise ValueError(f"data.seq_len_schedule changes the length at step {late[0]}, after "
+                     f"data.prompt_steps_from_step={start}: a prompt fed over several steps needs "
+                     "one length for all of them (start the multi-step prompts after the change)")
+  for field, value, why in (
+      ("data.memory_carry_prob", cfg.data.memory_carry_prob, "also decides which rows keep memory"),
+      ("train.state_passing_prob", cfg.train.state_passing_prob,
+       "overwrites every row's FAM, also in the middle of a prompt"),
+      ("train.random_position_offset", cfg.train.random_position_offset,
+       "draws a new offset every step, which would move a prompt's positions between its steps")):
+    if value:
+      raise ValueError(f"data.prompt_steps={n} and {field}={value} cannot be combined: {field} "
+                       f"{why}")
+
+
 def _validate_training(cfg):
   from longctx.data.sources import TASKS
   from longctx.evaluate import EVALUATORS
@@ -274,6 +302,7 @@ def _validate_training(cfg):
   if cfg.train.state_passing_prob > 0 and cfg.model.attention != "fam":
     raise ValueError(f"train.state_passing_prob={cfg.train.state_passing_prob} needs "
                      f"model.attention='fam' (got {cfg.model.attention!r}): only FAM passes state")
+  _validate_prompt_steps(cfg)
   if cfg.train.init_from_step < -1:
     raise ValueError(f"train.init_from_step={cfg.train.init_from_step} must be a step or -1 (latest)")
   if cfg.checkpoint.every_steps <= 0 or cfg.checkpoint.keep <= 0:

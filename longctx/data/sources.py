@@ -67,26 +67,67 @@ def document_resets(data_cfg, step: int) -> np.ndarray:
 
 
 class PasskeySource:
-  """Fixed-length passkey prompts (Infini/Landmark Appendix B format) with the loss on the key."""
+  """Fixed-length passkey prompts (Infini/Landmark Appendix B format) with the loss on the key.
+
+  data.prompt_steps K > 1 (not in the papers): from data.prompt_steps_from_step on, each batch row
+  runs its own sequence of prompts of n * T tokens (T the step's length, n uniform in 1..K per
+  prompt), and a prompt is fed over n consecutive steps: its chunk c (tokens c*T .. c*T + T) at the
+  prompt's c-th step, with positions c*T + (0..T-1) and reset only at c = 0, so the memory the train
+  state carries (stop-gradient) holds the key from an earlier step; the loss is on the answer, in
+  the last chunk. Rows start and end prompts at different steps. Before that step every prompt is
+  one step (the batches are exactly those of K = 1). A pure function of (seed, step) as before."""
 
   def __init__(self, data_cfg, block_len: int = 0):
     self.cfg = data_cfg
     self.block_len = block_len   # the model's block: data.cut_key_prob cuts a key copy at it
+    self._starts = [[] for _ in range(data_cfg.batch_size)]  # per row: (start step, n) of prompts
+
+  def _prompts(self, rng, batch_size: int, seq_len: int, step: int) -> dict:
+    return passkey.training_batch(rng, batch_size, seq_len, self.cfg.key_len,
+                                  depth_range=tuple(self.cfg.depth_range),
+                                  other_weight=self.cfg.other_weight,
+                                  filler_weight_max=filler_weight_max_at(self.cfg, step),
+                                  filler_weight_profile=self.cfg.filler_weight_profile,
+                                  random_filler_phase=self.cfg.random_filler_phase,
+                                  end_depth_prob=self.cfg.end_depth_prob,
+                                  cut_key_prob=self.cfg.cut_key_prob,
+                                  cut_block_len=self.block_len)
 
   def batch(self, step: int) -> dict:
-    rng = np.random.default_rng([self.cfg.seed, step])
-    out = passkey.training_batch(rng, self.cfg.batch_size, seq_len_at(self.cfg, step),
-                                 self.cfg.key_len,
-                                 depth_range=tuple(self.cfg.depth_range),
-                                 other_weight=self.cfg.other_weight,
-                                 filler_weight_max=filler_weight_max_at(self.cfg, step),
-                                 filler_weight_profile=self.cfg.filler_weight_profile,
-                                 random_filler_phase=self.cfg.random_filler_phase,
-                                 end_depth_prob=self.cfg.end_depth_prob,
-                                 cut_key_prob=self.cfg.cut_key_prob,
-                                 cut_block_len=self.block_len)
+    if self.cfg.prompt_steps > 1 and step >= self.cfg.prompt_steps_from_step:
+      return self._multi_step_batch(step)
+    out = self._prompts(np.random.default_rng([self.cfg.seed, step]), self.cfg.batch_size,
+                        seq_len_at(self.cfg, step), step)
     out["reset"] = document_resets(self.cfg, step)
     return out
+
+  def prompt_at(self, row: int, step: int) -> tuple:
+    """(start step, number of steps n) of the prompt that batch row `row` is fed at `step`
+    (>= data.prompt_steps_from_step); each n is drawn from (seed, row, start step) alone."""
+    starts = self._starts[row]
+    while not starts or starts[-1][0] + starts[-1][1] <= step:
+      start = starts[-1][0] + starts[-1][1] if starts else self.cfg.prompt_steps_from_step
+      n = int(np.random.default_rng([self.cfg.seed, row, start, 3]).integers(
+          1, self.cfg.prompt_steps + 1))
+      starts.append((start, n))
+    for start, n in reversed(starts):
+      if start <= step:
+        return start, n
+    raise AssertionError("unreachable: the first prompt starts at prompt_steps_from_step")
+
+  def _multi_step_batch(self, step: int) -> dict:
+    seq_len = seq_len_at(self.cfg, step)
+    rows = []
+    for row in range(self.cfg.batch_size):
+      start, n = self.prompt_at(row, step)
+      chunk = step - start
+      whole = self._prompts(np.random.default_rng([self.cfg.seed, row, start, 4]), 1,
+                            n * seq_len, start)
+      piece = {name: value[0, chunk * seq_len:(chunk + 1) * seq_len] for name, value in whole.items()}
+      piece["positions"] = np.arange(chunk * seq_len, (chunk + 1) * seq_len, dtype=np.int32)
+      piece["reset"] = np.bool_(chunk == 0)
+      rows.append(piece)
+    return {name: np.stack([r[name] for r in rows]) for name in rows[0]}
 
   def position(self, step: int) -> dict:
     return {"task": "passkey", "seed": int(self.cfg.seed), "data_step": int(step)}
@@ -184,8 +225,8 @@ def batch_fields(data_cfg) -> dict:
   """name -> (per-example shape: 'token' for [T] or 'example' for [], dtype) of a task's batches."""
   fields = {"inputs": ("token", np.int32), "targets": ("token", np.int32),
             "weights": ("token", np.float32), "reset": ("example", np.bool_)}
-  if data_cfg.task == "text":
-    fields["positions"] = ("token", np.int32)   # absolute positions in the document
+  if data_cfg.task == "text" or data_cfg.task == "passkey" and data_cfg.prompt_steps > 1:
+    fields["positions"] = ("token", np.int32)   # absolute positions in the document / prompt
   if uses_filler_weights(data_cfg):
     # From data.filler_weight_from_step on; the weighted step is the one to size.
     fields["write_weights"] = ("token", np.float32)
