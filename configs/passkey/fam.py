@@ -6,7 +6,10 @@ window where BSWA with 1-2 memory blocks fails; papers.md 1(c)).
 Presets: smoke | cpu | paper. FAM options: --config.model.fam.fam_len=64 (L_F),
 --config.model.fam.mem_blocks=3 (BSWA blocks next to the FAM), tricks --config.train.random_position_offset
 and --config.train.state_passing_prob=0.8, LoRA --config.model.lora.rank=64; outside the paper,
---config.model.fam.state_norm=True carries RMSNorm(FAM) (longctx/layers/fam.py says why).
+--config.model.fam.state_norm=True carries RMSNorm(FAM) (longctx/layers/fam.py says why), and
+--config.data.prompt_steps=4 --config.data.prompt_steps_from_step=N (with RPO off) feeds prompts of
+up to 4 steps' length over consecutive steps with the FAM carried between them, so training holds a
+key across 4x the blocks one step backpropagates through (experiments/fam/README.md attempt 17).
 The BSWA side of Fig. 3a (M0..M4): configs/passkey/bswa.py with --config.model.bswa.mem_blocks=N.
 
 - cpu: the common 3-layer d128 byte model, block 128, L_F 16 and NO cached blocks (Fig. 3a's FAM
