@@ -81,6 +81,8 @@ def test_the_chunks_of_a_row_join_into_whole_passkey_prompts():
       np.testing.assert_array_equal(scored, np.arange(n * t - cfg.data.key_len, n * t))
       assert tok.decode(list(joined["targets"][scored])) == found[0]
   assert set(lengths) == {1, 2, 3}
+  with pytest.raises(ValueError, match=re.escape("step 1 comes before data.prompt_steps_from_step=2")):
+    source.prompt_at(0, 1)
 
 
 def test_batches_are_a_pure_function_of_the_step():

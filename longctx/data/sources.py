@@ -104,16 +104,16 @@ class PasskeySource:
   def prompt_at(self, row: int, step: int) -> tuple:
     """(start step, number of steps n) of the prompt that batch row `row` is fed at `step`
     (>= data.prompt_steps_from_step); each n is drawn from (seed, row, start step) alone."""
+    if step < self.cfg.prompt_steps_from_step:
+      raise ValueError(f"step {step} comes before data.prompt_steps_from_step="
+                       f"{self.cfg.prompt_steps_from_step}: every prompt there is one step")
     starts = self._starts[row]
     while not starts or starts[-1][0] + starts[-1][1] <= step:
       start = starts[-1][0] + starts[-1][1] if starts else self.cfg.prompt_steps_from_step
       n = int(np.random.default_rng([self.cfg.seed, row, start, 3]).integers(
           1, self.cfg.prompt_steps + 1))
       starts.append((start, n))
-    for start, n in reversed(starts):
-      if start <= step:
-        return start, n
-    raise AssertionError("unreachable: the first prompt starts at prompt_steps_from_step")
+    return next((start, n) for start, n in reversed(starts) if start <= step)
 
   def _multi_step_batch(self, step: int) -> dict:
     seq_len = seq_len_at(self.cfg, step)
@@ -225,7 +225,7 @@ def batch_fields(data_cfg) -> dict:
   """name -> (per-example shape: 'token' for [T] or 'example' for [], dtype) of a task's batches."""
   fields = {"inputs": ("token", np.int32), "targets": ("token", np.int32),
             "weights": ("token", np.float32), "reset": ("example", np.bool_)}
-  if data_cfg.task == "text" or data_cfg.task == "passkey" and data_cfg.prompt_steps > 1:
+  if data_cfg.task == "text" or (data_cfg.task == "passkey" and data_cfg.prompt_steps > 1):
     fields["positions"] = ("token", np.int32)   # absolute positions in the document / prompt
   if uses_filler_weights(data_cfg):
     # From data.filler_weight_from_step on; the weighted step is the one to size.
