@@ -1,0 +1,59 @@
+"""Which of the key's digits does a trained passkey model get wrong? Scores evaluation prompts as
+the passkey evaluator does (teacher-forced, streamed with the memory carried, longctx.evaluate
+.Streamer) and prints the accuracy of each answer token by its position in the key, beside the
+cell's token accuracy and exact match.
+
+  python experiments/fam/probe_answer_positions.py --workdir=runs/s46/fam_a21 \
+    --set model.mlp_dim=256 --set data.prompt_steps=4 --set data.prompt_steps_from_step=1500 \
+    --set "data.seq_len_schedule=((1500,2048),)"
+
+(--set: the overrides the model was trained with, so the checkpoint's shapes and config match.)
+The prompts' seeds (--seed_base + i) differ from the evaluator's, so these are fresh prompts.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--config", default="configs/passkey/fam.py:cpu")
+  parser.add_argument("--workdir", required=True, help="restore the latest checkpoint from here")
+  parser.add_argument("--lengths", default="2048,8192")
+  parser.add_argument("--depths", default="0.5,1.0")
+  parser.add_argument("--prompts", type=int, default=40)
+  parser.add_argument("--seed_base", type=int, default=777000)
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+  args = parser.parse_args()
+
+  import numpy as np
+  from eval_memory import load_model
+  from longctx.data import passkey
+  from longctx.evaluate import Streamer
+
+  cfg, graphdef, params, _ = load_model(args.config, args.set, args.workdir)
+  ev = cfg.evals.passkey
+  streamer = Streamer(graphdef, cfg.model, ev.chunk_blocks)
+  print(f"{args.workdir}: {args.prompts} prompts per cell, key of {ev.key_len} tokens")
+  print("| length | depth | " + " | ".join(f"token {i + 1} %" for i in range(ev.key_len))
+        + " | token accuracy % | exact match % |")
+  print("|---:|---:|" + "---:|" * (ev.key_len + 2))
+  for length in map(int, args.lengths.split(",")):
+    for depth in map(float, args.depths.split(",")):
+      hits = []
+      for i in range(args.prompts):
+        ex = passkey.eval_example(length + 1, depth, ev.key_len, seed=args.seed_base + i,
+                                  template=ev.template)
+        tokens, mask = np.asarray(ex.tokens), np.asarray(ex.answer_mask)
+        res = streamer.score(params, tokens[None, :-1], tokens[None, 1:],
+                             mask[None, 1:].astype(np.float32))
+        hits.append(res["correct"][0][mask[1:]])
+      hits = np.asarray(hits, np.float64)   # [prompts, key_len]
+      print(f"| {length} | {depth} | " + " | ".join(f"{100 * h:.0f}" for h in hits.mean(0))
+            + f" | {100 * hits.mean():.1f} | {100 * hits.all(1).mean():.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+  main()
