@@ -9,6 +9,8 @@ cell's token accuracy and exact match.
 
 (--set: the overrides the model was trained with, so the checkpoint's shapes and config match.)
 The prompts' seeds (--seed_base + i) differ from the evaluator's, so these are fresh prompts.
+--train_steps=100,101,... scores the training source's batches of those steps instead (the
+training layout: random filler phase, depths drawn as in training; one-step batches only).
 """
 import argparse
 import os
@@ -25,17 +27,36 @@ def main():
   parser.add_argument("--depths", default="0.5,1.0")
   parser.add_argument("--prompts", type=int, default=40)
   parser.add_argument("--seed_base", type=int, default=777000)
+  parser.add_argument("--train_steps", default="", help="score these steps' training batches")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   args = parser.parse_args()
 
   import numpy as np
   from eval_memory import load_model
   from longctx.data import passkey
+  from longctx.data.sources import PasskeySource
   from longctx.evaluate import Streamer
 
   cfg, graphdef, params, _ = load_model(args.config, args.set, args.workdir)
   ev = cfg.evals.passkey
   streamer = Streamer(graphdef, cfg.model, ev.chunk_blocks)
+  row = lambda name, hits: print(f"| {name} | " + " | ".join(f"{100 * h:.0f}" for h in hits.mean(0))
+                                 + f" | {100 * hits.mean():.1f} | {100 * hits.all(1).mean():.0f} |")
+  if args.train_steps:
+    source = PasskeySource(cfg.data, cfg.model.block_len)
+    hits = []
+    for step in map(int, args.train_steps.split(",")):
+      batch = source.batch(step)
+      if "positions" in batch:
+        sys.exit(f"step {step} is a multi-step batch (data.prompt_steps_from_step): pick an earlier one")
+      res = streamer.score(params, batch["inputs"], batch["targets"], batch["weights"])
+      hits += [res["correct"][r][batch["weights"][r] > 0] for r in range(len(batch["inputs"]))]
+    print(f"{args.workdir}: training batches of steps {args.train_steps}, {len(hits)} rows")
+    print("| batches | " + " | ".join(f"token {i + 1} %" for i in range(ev.key_len))
+          + " | token accuracy % | exact match % |")
+    print("|---|" + "---:|" * (ev.key_len + 2))
+    row(f"train, {batch['inputs'].shape[1]} tokens", np.asarray(hits, np.float64))
+    return
   print(f"{args.workdir}: {args.prompts} prompts per cell, key of {ev.key_len} tokens")
   print("| length | depth | " + " | ".join(f"token {i + 1} %" for i in range(ev.key_len))
         + " | token accuracy % | exact match % |")
@@ -50,9 +71,7 @@ def main():
         res = streamer.score(params, tokens[None, :-1], tokens[None, 1:],
                              mask[None, 1:].astype(np.float32))
         hits.append(res["correct"][0][mask[1:]])
-      hits = np.asarray(hits, np.float64)   # [prompts, key_len]
-      print(f"| {length} | {depth} | " + " | ".join(f"{100 * h:.0f}" for h in hits.mean(0))
-            + f" | {100 * hits.mean():.1f} | {100 * hits.all(1).mean():.0f} |", flush=True)
+      row(f"{length} | {depth}", np.asarray(hits, np.float64))   # hits [prompts, key_len]
 
 
 if __name__ == "__main__":
