@@ -170,6 +170,12 @@ def base_config() -> ml_collections.ConfigDict:
       # the blocks one step backpropagates through (data/sources.PasskeySource). 1 = off.
       prompt_steps=1,
       prompt_steps_from_step=0,
+      # With prompt_steps > 1, not in the papers: with probability prompt_steps_short_prob a
+      # row's prompt is instead one prompt_steps_short_len-token prompt at the start of one step
+      # (the rest of the row unscored, after the answer, so causally unseen), so the short
+      # prompts of the first stage stay in the mix. 0 = off.
+      prompt_steps_short_prob=0.0,
+      prompt_steps_short_len=0,
       # text / booksum tasks (longctx/data/sources.py):
       source="local",             # text: 'pg19' | 'local'; booksum: 'booksum' | 'local'
       path="",                    # local: a folder of .txt files (text) or a JSONL file (booksum)

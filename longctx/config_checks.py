@@ -215,8 +215,27 @@ def _validate_prompt_steps(cfg):
     raise ValueError(f"data.prompt_steps={n!r} must be an integer >= 1 (1 = every prompt in one step)")
   if isinstance(start, bool) or not isinstance(start, int) or start < 0:
     raise ValueError(f"data.prompt_steps_from_step={start!r} must be an integer >= 0")
+  short_prob, short_len = cfg.data.prompt_steps_short_prob, cfg.data.prompt_steps_short_len
+  if isinstance(short_prob, bool) or not 0 <= short_prob < 1:
+    raise ValueError(f"data.prompt_steps_short_prob={short_prob!r} must be in [0, 1)")
+  if short_prob and n == 1:
+    raise ValueError(f"data.prompt_steps_short_prob={short_prob} mixes short prompts into the "
+                     "prompts fed over several steps; set data.prompt_steps > 1")
   if n == 1:
     return
+  if short_prob:
+    from longctx.data.passkey import min_passkey_tokens
+    from longctx.data.sources import seq_len_at
+    from longctx.data.tokenizers import ByteTokenizer
+    step_len = seq_len_at(cfg.data, start)
+    # The passkey source's prompts are bytes; below this no prompt with the key fits.
+    least = min_passkey_tokens("9" * cfg.data.key_len, ByteTokenizer()) - 1
+    if (isinstance(short_len, bool) or not isinstance(short_len, int)
+        or not least <= short_len < step_len):
+      raise ValueError(f"data.prompt_steps_short_len={short_len!r} must be an integer in {least}.."
+                       f"{step_len - 1} (a whole prompt with a {cfg.data.key_len}-digit key, "
+                       f"below the {step_len} tokens of a step from "
+                       f"data.prompt_steps_from_step={start})")
   if cfg.data.task != "passkey":
     raise ValueError(f"data.prompt_steps={n} feeds passkey prompts over several steps; data.task "
                      f"is {cfg.data.task!r}")

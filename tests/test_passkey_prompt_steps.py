@@ -153,3 +153,80 @@ def test_other_tasks_refuse_multi_step_prompts():
   cfg.data.prompt_steps = 2
   with pytest.raises(ValueError, match=re.escape("data.prompt_steps=2 feeds passkey prompts")):
     config_lib.finalize(cfg)
+
+
+def test_short_prompts_are_whole_prompts_at_the_start_of_one_step():
+  """data.prompt_steps_short_prob: a short prompt is one step whose first short_len tokens are a
+  well-formed passkey prompt scored on its answer, the rest padding; the other prompts are as
+  before (whole prompts over 1..K steps)."""
+  short_len = 256
+  cfg = stream_config(prompt_steps=3, from_step=2, seq_len=512, prompt_steps_short_prob=0.5,
+                      prompt_steps_short_len=short_len)
+  source = sources.make_train_source(cfg)
+  t = cfg.data.seq_len
+  tok = ByteTokenizer()
+  kinds = []
+  for row in range(cfg.data.batch_size):
+    for n, joined, resets in _prompts_of_row(source, row, 2, 60):
+      start = len(kinds)  # only for the message
+      if not np.any(joined["weights"][short_len:]) and n == 1 and not np.any(
+          joined["inputs"][short_len:]):
+        kinds.append("short")
+        scored = np.flatnonzero(joined["weights"])
+        np.testing.assert_array_equal(scored, np.arange(short_len - cfg.data.key_len, short_len))
+        np.testing.assert_array_equal(joined["targets"][short_len:], 0)
+        text = tok.decode(list(joined["inputs"][:short_len]) + [int(joined["targets"][short_len - 1])])
+        found = KEY.findall(text)
+        assert len(found) == 1, (start, text)
+        assert tok.decode(list(joined["targets"][scored])) == found[0]
+      else:
+        kinds.append(n)
+        scored = np.flatnonzero(joined["weights"])
+        np.testing.assert_array_equal(scored, np.arange(n * t - cfg.data.key_len, n * t))
+      assert resets == [True] + [False] * (n - 1)
+      np.testing.assert_array_equal(joined["positions"], np.arange(n * t))
+  assert {1, 2, 3, "short"} <= set(kinds)
+  assert 0.3 < kinds.count("short") / len(kinds) < 0.7, kinds
+  # Whether a prompt is short has its own stream: the short ones are exactly those the source says.
+  row_starts = source._starts[0]
+  assert any(source.is_short_prompt(0, s) for s, _ in row_starts)
+  assert all(n == 1 for s, n in row_starts if source.is_short_prompt(0, s))
+
+
+def test_a_short_prompt_row_scores_as_the_short_prompt_alone():
+  """The padding after a short prompt's answer cannot reach its loss (causal model, FAM included:
+  a block's FAM update is read only by later blocks)."""
+  short_len = 256
+  cfg = stream_config(prompt_steps=3, from_step=0, seq_len=512, prompt_steps_short_prob=0.5,
+                      prompt_steps_short_len=short_len)
+  source = sources.make_train_source(cfg)
+  graphdef, params, model = train.build_model(cfg)
+  row, step = next((r, s) for s in range(40) for r in range(cfg.data.batch_size)
+                   if source.prompt_at(r, s)[0] == s and source.is_short_prompt(r, s))
+  batch = {k: v[row:row + 1] for k, v in source.batch(step).items()}
+  loss, _ = scan.mean_loss(params, graphdef, model.init_memory(1), batch, cfg.model)
+  alone = {k: batch[k][:, :short_len] for k in ("inputs", "targets", "weights")}
+  alone_loss, _ = scan.mean_loss(params, graphdef, model.init_memory(1), alone, cfg.model)
+  np.testing.assert_allclose(float(loss), float(alone_loss), rtol=1e-5)
+  assert float(loss) > 0
+
+
+@pytest.mark.parametrize("data, message", [
+    (dict(prompt_steps_short_prob=1.0, prompt_steps_short_len=128),
+     "data.prompt_steps_short_prob=1.0 must be in [0, 1)"),
+    (dict(prompt_steps=1, prompt_steps_short_prob=0.25, prompt_steps_short_len=128),
+     "set data.prompt_steps > 1"),
+    (dict(prompt_steps_short_prob=0.25), "data.prompt_steps_short_len=0 must be an integer in 244..255"),
+    (dict(prompt_steps_short_prob=0.25, prompt_steps_short_len=200),
+     "data.prompt_steps_short_len=200 must be an integer in 244..255"),
+    (dict(prompt_steps_short_prob=0.25, prompt_steps_short_len=256),
+     "data.prompt_steps_short_len=256 must be an integer in 244..255"),
+])
+def test_bad_short_prompt_settings_are_refused(data, message):
+  cfg = fam_config.get_config("smoke")
+  cfg.unlock()
+  cfg.train.update(random_position_offset=False, state_passing_prob=0.0)
+  cfg.data.update(prompt_steps=2, prompt_steps_from_step=2)
+  cfg.data.update(data)
+  with pytest.raises(ValueError, match=re.escape(message)):
+    config_lib.finalize(cfg)

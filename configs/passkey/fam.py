@@ -9,7 +9,9 @@ and --config.train.state_passing_prob=0.8, LoRA --config.model.lora.rank=64; out
 --config.model.fam.state_norm=True carries RMSNorm(FAM) (longctx/layers/fam.py says why), and
 --config.data.prompt_steps=4 --config.data.prompt_steps_from_step=N (with RPO off) feeds prompts of
 up to 4 steps' length over consecutive steps with the FAM carried between them, so training holds a
-key across 4x the blocks one step backpropagates through (experiments/fam/README.md attempt 17).
+key across 4x the blocks one step backpropagates through (experiments/fam/README.md attempt 17);
+--config.data.prompt_steps_short_prob=0.25 --config.data.prompt_steps_short_len=512 keeps a share
+of one-step 512-token prompts in that stage (attempts 25-26).
 The BSWA side of Fig. 3a (M0..M4): configs/passkey/bswa.py with --config.model.bswa.mem_blocks=N.
 
 - cpu: the common 3-layer d128 byte model (SwiGLU 256), block 128, L_F 16 and NO cached blocks

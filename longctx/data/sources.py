@@ -75,7 +75,12 @@ class PasskeySource:
   prompt's c-th step, with positions c*T + (0..T-1) and reset only at c = 0, so the memory the train
   state carries (stop-gradient) holds the key from an earlier step; the loss is on the answer, in
   the last chunk. Rows start and end prompts at different steps. Before that step every prompt is
-  one step (the batches are exactly those of K = 1). A pure function of (seed, step) as before."""
+  one step (the batches are exactly those of K = 1). A pure function of (seed, step) as before.
+
+  data.prompt_steps_short_prob p > 0: each prompt is, with probability p (its own stream, so the
+  n drawn for the others are unchanged), one step whose first data.prompt_steps_short_len tokens
+  are a whole prompt; the tokens after its answer are padding (token 0, weight 0), which the
+  causal model's loss cannot see, and the next step resets the row."""
 
   def __init__(self, data_cfg, block_len: int = 0):
     self.cfg = data_cfg
@@ -112,8 +117,13 @@ class PasskeySource:
       start = starts[-1][0] + starts[-1][1] if starts else self.cfg.prompt_steps_from_step
       n = int(np.random.default_rng([self.cfg.seed, row, start, 3]).integers(
           1, self.cfg.prompt_steps + 1))
-      starts.append((start, n))
+      starts.append((start, 1 if self.is_short_prompt(row, start) else n))
     return next((start, n) for start, n in reversed(starts) if start <= step)
+
+  def is_short_prompt(self, row: int, start: int) -> bool:
+    """Whether row `row`'s prompt starting at step `start` is a data.prompt_steps_short_len one."""
+    p = self.cfg.prompt_steps_short_prob
+    return p > 0 and np.random.default_rng([self.cfg.seed, row, start, 5]).uniform() < p
 
   def _multi_step_batch(self, step: int) -> dict:
     seq_len = seq_len_at(self.cfg, step)
@@ -121,8 +131,13 @@ class PasskeySource:
     for row in range(self.cfg.batch_size):
       start, n = self.prompt_at(row, step)
       chunk = step - start
-      whole = self._prompts(np.random.default_rng([self.cfg.seed, row, start, 4]), 1,
-                            n * seq_len, start)
+      rng = np.random.default_rng([self.cfg.seed, row, start, 4])
+      if self.is_short_prompt(row, start):
+        short = self._prompts(rng, 1, self.cfg.prompt_steps_short_len, start)
+        pad = seq_len - self.cfg.prompt_steps_short_len
+        whole = {name: np.pad(value, ((0, 0), (0, pad))) for name, value in short.items()}
+      else:
+        whole = self._prompts(rng, 1, n * seq_len, start)
       piece = {name: value[0, chunk * seq_len:(chunk + 1) * seq_len] for name, value in whole.items()}
       piece["positions"] = np.arange(chunk * seq_len, (chunk + 1) * seq_len, dtype=np.int32)
       piece["reset"] = np.bool_(chunk == 0)
