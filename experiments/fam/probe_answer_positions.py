@@ -11,8 +11,12 @@ cell's token accuracy and exact match.
 The prompts' seeds (--seed_base + i) differ from the evaluator's, so these are fresh prompts.
 --train_steps=100,101,... scores the training source's batches of those steps instead (the
 training layout: random filler phase, depths drawn as in training; one-step batches only).
+--errors also names what the model predicts where it is wrong: each answer position is scored
+with all ten digits as its target (a batch of 10) and the most likely one taken; a wrong digit
+is tallied by the key positions that hold it ("digit 5" = it answered the key's 5th digit).
 """
 import argparse
+import collections
 import os
 import sys
 
@@ -28,6 +32,7 @@ def main():
   parser.add_argument("--prompts", type=int, default=40)
   parser.add_argument("--seed_base", type=int, default=777000)
   parser.add_argument("--train_steps", default="", help="score these steps' training batches")
+  parser.add_argument("--errors", action="store_true", help="tally what the wrong answers are")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   args = parser.parse_args()
 
@@ -61,6 +66,7 @@ def main():
   print("| length | depth | " + " | ".join(f"token {i + 1} %" for i in range(ev.key_len))
         + " | token accuracy % | exact match % |")
   print("|---:|---:|" + "---:|" * (ev.key_len + 2))
+  errors = collections.Counter()   # (length, depth, answer position, what it answered) -> count
   for length in map(int, args.lengths.split(",")):
     for depth in map(float, args.depths.split(",")):
       hits = []
@@ -71,7 +77,35 @@ def main():
         res = streamer.score(params, tokens[None, :-1], tokens[None, 1:],
                              mask[None, 1:].astype(np.float32))
         hits.append(res["correct"][0][mask[1:]])
+        if args.errors:
+          for pos, predicted in wrong_answers(streamer, params, tokens, mask, hits[-1]):
+            errors[(length, depth, pos, predicted)] += 1
       row(f"{length} | {depth}", np.asarray(hits, np.float64))   # hits [prompts, key_len]
+  if args.errors:
+    print("\n| length | depth | answer position | wrong answer is the key's | prompts |")
+    print("|---:|---:|---:|---|---:|")
+    for (length, depth, pos, predicted), n in sorted(errors.items()):
+      print(f"| {length} | {depth} | {pos} | {predicted} | {n} |")
+
+
+def wrong_answers(streamer, params, tokens, mask, hits):
+  """(answer position 1.., 'digit j,k' or 'no digit') for each wrongly read answer token."""
+  import numpy as np
+  from longctx.data.tokenizers import ByteTokenizer
+  digits = np.asarray([ByteTokenizer().encode(str(d))[0] for d in range(10)])
+  inputs, targets = tokens[None, :-1], tokens[None, 1:]
+  weights = np.repeat(mask[None, 1:].astype(np.float32), 10, 0)
+  where = np.flatnonzero(mask[1:])
+  key = [int(np.flatnonzero(digits == t)[0]) for t in targets[0, where]]
+  out = []
+  for j in np.flatnonzero(~hits.astype(bool)):
+    candidates = np.repeat(targets, 10, 0)
+    candidates[:, where[j]] = digits   # row d: the answer's j-th token replaced by digit d
+    loss = streamer.score(params, np.repeat(inputs, 10, 0), candidates, weights)["loss"]
+    predicted = int(np.argmin(loss[:, where[j]]))
+    holders = [str(k + 1) for k, d in enumerate(key) if d == predicted]
+    out.append((j + 1, "digit " + ",".join(holders) if holders else "no digit"))
+  return out
 
 
 if __name__ == "__main__":
