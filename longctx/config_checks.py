@@ -223,6 +223,9 @@ def _validate_prompt_steps(cfg):
                      "prompts fed over several steps; set data.prompt_steps > 1")
   if n == 1:
     return
+  if cfg.data.task != "passkey":
+    raise ValueError(f"data.prompt_steps={n} feeds passkey prompts over several steps; data.task "
+                     f"is {cfg.data.task!r}")
   if short_prob:
     from longctx.data.passkey import min_passkey_tokens
     from longctx.data.sources import seq_len_at
@@ -236,9 +239,6 @@ def _validate_prompt_steps(cfg):
                        f"{step_len - 1} (a whole prompt with a {cfg.data.key_len}-digit key, "
                        f"below the {step_len} tokens of a step from "
                        f"data.prompt_steps_from_step={start})")
-  if cfg.data.task != "passkey":
-    raise ValueError(f"data.prompt_steps={n} feeds passkey prompts over several steps; data.task "
-                     f"is {cfg.data.task!r}")
   late = [s for s, _ in cfg.data.seq_len_schedule if s > start]
   if late:
     raise ValueError(f"data.seq_len_schedule changes the length at step {late[0]}, after "

@@ -168,7 +168,7 @@ def test_short_prompts_are_whole_prompts_at_the_start_of_one_step():
   kinds = []
   for row in range(cfg.data.batch_size):
     for n, joined, resets in _prompts_of_row(source, row, 2, 60):
-      start = len(kinds)  # only for the message
+      index = len(kinds)  # names the prompt in a failure message
       if not np.any(joined["weights"][short_len:]) and n == 1 and not np.any(
           joined["inputs"][short_len:]):
         kinds.append("short")
@@ -177,7 +177,7 @@ def test_short_prompts_are_whole_prompts_at_the_start_of_one_step():
         np.testing.assert_array_equal(joined["targets"][short_len:], 0)
         text = tok.decode(list(joined["inputs"][:short_len]) + [int(joined["targets"][short_len - 1])])
         found = KEY.findall(text)
-        assert len(found) == 1, (start, text)
+        assert len(found) == 1, (index, text)
         assert tok.decode(list(joined["targets"][scored])) == found[0]
       else:
         kinds.append(n)

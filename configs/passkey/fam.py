@@ -58,7 +58,8 @@ def get_config(arg="cpu"):
     # nothing here. SwiGLU 256 as Infini's recipe. At attempt 18's step times (0.40 s at 512,
     # 1.56 s at 2K, a 2-core AMD EPYC) 1,500 + 720 steps take ~29 minutes; attempt 20 (this
     # preset) ran at 0.45 / 1.75 s and train.time_limit_minutes stopped it at step 2,139: 8K
-    # 43-68% at every depth, against 25-65 for the previous preset (attempt 10).
+    # 43-68% at every depth, against 25-65 for the previous preset (attempt 10). Not changed
+    # after attempt 27 (1,500 + 450 steps with short prompts: 29.0 minutes, but 8K 31-77).
     cfg.model.mlp_dim = 256
     cfg.train.steps = 2220
     cfg.data.update(seq_len_schedule=((1500, 2048),), prompt_steps=4, prompt_steps_from_step=1500)

@@ -77,8 +77,8 @@ class PasskeySource:
   the last chunk. Rows start and end prompts at different steps. Before that step every prompt is
   one step (the batches are exactly those of K = 1). A pure function of (seed, step) as before.
 
-  data.prompt_steps_short_prob p > 0: each prompt is, with probability p (its own stream, so the
-  n drawn for the others are unchanged), one step whose first data.prompt_steps_short_len tokens
+  data.prompt_steps_short_prob p > 0: each prompt is, with probability p (drawn from its own
+  stream of (seed, row, start step), as n is), one step whose first data.prompt_steps_short_len tokens
   are a whole prompt; the tokens after its answer are padding (token 0, weight 0), which the
   causal model's loss cannot see, and the next step resets the row."""
 
