@@ -240,22 +240,32 @@ class Checkpointer:
     needed, so the stored shapes come back as they are and the caller matches them leaf by leaf.
     """
     step = self._resolve_step(step)
-    path = self.directory / str(step) / "state"
     stored = self._stored_tree(step)
     if not isinstance(stored, dict) or key not in stored:
-      raise ValueError(f"checkpoint {path} holds no '{key}' (top-level items: "
-                       f"{sorted(stored) if isinstance(stored, dict) else type(stored).__name__})")
-
+      raise ValueError(f"checkpoint {self.directory / str(step) / 'state'} holds no '{key}' (top-level "
+                       f"items: {sorted(stored) if isinstance(stored, dict) else type(stored).__name__})")
     # Leaves outside state[key] are PLACEHOLDERs: orbax skips them (StandardRestore would read all).
+    out = self._read_numpy(step, stored, lambda path_: getattr(path_[0], "key", None) == key)
+    return out[key], step
+
+  def restore_numpy(self, step: int | None):
+    """(state, meta) of checkpoint `step` (None: latest), every leaf a numpy array in the stored
+    structure: no model is needed to shape it (tools that transform checkpoints, e.g.
+    average_checkpoints). Returns (state, meta, step)."""
+    step = self._resolve_step(step)
+    state = self._read_numpy(step, self._stored_tree(step), lambda path_: True)
+    meta = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    return state, meta, step
+
+  def _read_numpy(self, step: int, stored, wanted):
+    """The leaves of state `step` whose path `wanted(path)` accepts, as numpy (others PLACEHOLDER)."""
     def target(path_, leaf):
-      if getattr(path_[0], "key", None) == key:
-        return jax.ShapeDtypeStruct(tuple(leaf.shape), leaf.dtype)
-      return ocp.PLACEHOLDER
+      return jax.ShapeDtypeStruct(tuple(leaf.shape), leaf.dtype) if wanted(path_) else ocp.PLACEHOLDER
     item = jax.tree_util.tree_map_with_path(target, stored)
     restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+    path = self.directory / str(step) / "state"
     with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as reader:   # closed: it owns threads
-      out = reader.restore(path, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args))
-    return out[key], step
+      return reader.restore(path, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args))
 
   def close(self):
     """Waits for pending saves (raising their errors) and releases orbax's threads."""
@@ -276,3 +286,47 @@ class Checkpointer:
       except Exception:  # pylint: disable=broad-except
         logging.exception("checkpoint close failed while handling another exception")
     return False
+
+
+def average_checkpoints(sources, out_directory) -> int:
+  """Writes the mean of several checkpoints' `params` as a new checkpoint; returns its step.
+
+  Checkpoint (Polyak) averaging along one run: single FAM checkpoints 200 steps apart read an 8K
+  passkey 9 points apart, their mean above both (experiments/fam/README.md attempt 31). sources:
+  [(checkpoints directory, step or None for the latest)], at least two, all of one model. The
+  new checkpoint, at the last source's step in `out_directory` (which must hold none yet), is
+  the last source's whole state (optimizer, RNG, carried memory, step) with params replaced by
+  the element-wise mean (in float64, cast back); its meta is the last source's plus
+  'averaged_from' (the sources, as "directory:step").
+  """
+  if len(sources) < 2:
+    raise ValueError(f"average_checkpoints needs at least two checkpoints, got {len(sources)}")
+  read, names = [], []
+  for directory, step in sources:
+    reader = Checkpointer(directory, async_save=False)
+    try:
+      read.append(reader.restore_numpy(step))
+    finally:
+      reader.close()
+    names.append(f"{reader.directory}:{read[-1][2]}")
+  state, meta, step = read[-1]
+  if not isinstance(state, dict) or "params" not in state:
+    raise ValueError(f"checkpoint {names[-1]} holds no 'params'")
+  want = {k: (v.shape, v.dtype) for k, v in flat_leaves(state["params"]).items()}
+  for (other, _, _), name in zip(read, names):
+    got = {k: (v.shape, v.dtype) for k, v in flat_leaves(other.get("params", {})).items()}
+    if got != want:
+      differ = sorted(set(got.items()) ^ set(want.items()))[:3]
+      raise ValueError(f"checkpoint {name} holds other params than {names[-1]} (another model?); "
+                       f"first differences (leaf, shape, dtype): {differ}")
+  mean = jax.tree.map(lambda *xs: (sum(np.asarray(x, np.float64) for x in xs) / len(xs)).astype(xs[0].dtype),
+                      *[other["params"] for other, _, _ in read])
+  writer = Checkpointer(out_directory, async_save=False)
+  try:
+    if writer.latest_step() is not None:
+      raise ValueError(f"{writer.directory} already holds checkpoints {writer.all_steps()}: "
+                       "write the average to an empty directory")
+    writer.save(step, dict(state, params=mean), dict(meta, averaged_from=names), force=True)
+  finally:
+    writer.close()
+  return step
