@@ -303,6 +303,8 @@ def average_checkpoints(sources, out_directory) -> int:
     raise ValueError(f"average_checkpoints needs at least two checkpoints, got {len(sources)}")
   read, names = [], []
   for directory, step in sources:
+    if "://" not in str(directory) and not os.path.isdir(directory):  # the manager would create it
+      raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
     reader = Checkpointer(directory, async_save=False)
     try:
       read.append(reader.restore_numpy(step))

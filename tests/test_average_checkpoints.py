@@ -77,6 +77,9 @@ def test_bad_sources_stop_with_a_clear_message(tmp_path):
     ckpt_lib.average_checkpoints([(tmp_path / "a", 10), (tmp_path / "b", 10)], tmp_path / "out")
   with pytest.raises(FileNotFoundError, match="no checkpoint for step 20"):
     ckpt_lib.average_checkpoints([(tmp_path / "a", 10), (tmp_path / "a", 20)], tmp_path / "out")
+  with pytest.raises(FileNotFoundError, match="missing does not exist"):
+    ckpt_lib.average_checkpoints([(tmp_path / "a", 10), (tmp_path / "missing", None)], tmp_path / "out")
+  assert not (tmp_path / "missing").exists()
   _save(tmp_path / "full", 5, _state(3))
   with pytest.raises(ValueError, match="already holds checkpoints"):
     ckpt_lib.average_checkpoints([(tmp_path / "a", 10), (tmp_path / "a", 10)], tmp_path / "full")
