@@ -292,43 +292,48 @@ def average_checkpoints(sources, out_directory) -> int:
   """Writes the mean of several checkpoints' `params` as a new checkpoint; returns its step.
 
   Checkpoint (Polyak) averaging along one run: single FAM checkpoints 200 steps apart read an 8K
-  passkey 9 points apart, their mean above both (experiments/fam/README.md attempt 31). sources:
-  [(checkpoints directory, step or None for the latest)], at least two, all of one model. The
-  new checkpoint, at the last source's step in `out_directory` (which must hold none yet), is
+  passkey up to 9 points apart; means of 2-7 of them read it higher (experiments/fam/README.md
+  attempt 31). sources: [(checkpoints directory, step or None for the latest)], at least two,
+  all of one model. The new checkpoint, at the last source's step in `out_directory` (which must hold none yet), is
   the last source's whole state (optimizer, RNG, carried memory, step) with params replaced by
   the element-wise mean (in float64, cast back); its meta is the last source's plus
   'averaged_from' (the sources, as "directory:step").
   """
   if len(sources) < 2:
     raise ValueError(f"average_checkpoints needs at least two checkpoints, got {len(sources)}")
-  read, names = [], []
-  for directory, step in sources:
+
+  def open_source(directory):
     if "://" not in str(directory) and not os.path.isdir(directory):  # the manager would create it
       raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
-    reader = Checkpointer(directory, async_save=False)
-    try:
-      read.append(reader.restore_numpy(step))
-    finally:
-      reader.close()
-    names.append(f"{reader.directory}:{read[-1][2]}")
-  state, meta, step = read[-1]
+    return Checkpointer(directory, async_save=False)
+
+  # The last source's whole state is read; the others' params only, summed as they come (memory:
+  # one state plus one float64 copy of the params, whatever the number of sources).
+  with open_source(sources[-1][0]) as reader:
+    state, meta, step = reader.restore_numpy(sources[-1][1])
+    last = f"{reader.directory}:{step}"
   if not isinstance(state, dict) or "params" not in state:
-    raise ValueError(f"checkpoint {names[-1]} holds no 'params'")
+    raise ValueError(f"checkpoint {last} holds no 'params'")
   want = {k: (v.shape, v.dtype) for k, v in flat_leaves(state["params"]).items()}
-  for (other, _, _), name in zip(read, names):
-    got = {k: (v.shape, v.dtype) for k, v in flat_leaves(other.get("params", {})).items()}
+  total = jax.tree.map(lambda x: np.asarray(x, np.float64), state["params"])
+  names = []
+  for directory, source_step in sources[:-1]:
+    with open_source(directory) as reader:
+      params, source_step = reader.restore_item(source_step, "params")
+      names.append(f"{reader.directory}:{source_step}")
+    got = {k: (v.shape, v.dtype) for k, v in flat_leaves(params).items()}
     if got != want:
-      differ = sorted(set(got.items()) ^ set(want.items()))[:3]
-      raise ValueError(f"checkpoint {name} holds other params than {names[-1]} (another model?); "
+      differ = sorted(set(got.items()) ^ set(want.items()), key=str)[:3]
+      raise ValueError(f"checkpoint {names[-1]} holds other params than {last} (another model?); "
                        f"first differences (leaf, shape, dtype): {differ}")
-  mean = jax.tree.map(lambda *xs: (sum(np.asarray(x, np.float64) for x in xs) / len(xs)).astype(xs[0].dtype),
-                      *[other["params"] for other, _, _ in read])
+    total = jax.tree.map(lambda t, x: t + x, total, params)
+  mean = jax.tree.map(lambda t, x: (t / len(sources)).astype(x.dtype), total, state["params"])
   writer = Checkpointer(out_directory, async_save=False)
   try:
     if writer.latest_step() is not None:
       raise ValueError(f"{writer.directory} already holds checkpoints {writer.all_steps()}: "
                        "write the average to an empty directory")
-    writer.save(step, dict(state, params=mean), dict(meta, averaged_from=names), force=True)
+    writer.save(step, dict(state, params=mean), dict(meta, averaged_from=names + [last]), force=True)
   finally:
     writer.close()
   return step
