@@ -294,10 +294,11 @@ def average_checkpoints(sources, out_directory) -> int:
   Checkpoint (Polyak) averaging along one run: single FAM checkpoints 200 steps apart read an 8K
   passkey up to 9 points apart; means of 2-7 of them read it higher (experiments/fam/README.md
   attempt 31). sources: [(checkpoints directory, step or None for the latest)], at least two,
-  all of one model. The new checkpoint, at the last source's step in `out_directory` (which must hold none yet), is
-  the last source's whole state (optimizer, RNG, carried memory, step) with params replaced by
-  the element-wise mean (in float64, cast back); its meta is the last source's plus
-  'averaged_from' (the sources, as "directory:step").
+  all of one model. The new checkpoint, at the last source's step in `out_directory` (which
+  must hold none yet), is the last source's whole state (optimizer, RNG, carried memory, step)
+  with params replaced by the element-wise mean (in float64, cast back); its meta is the last
+  source's plus 'averaged_from' (the sources, as "directory:step"). For evaluation: resuming
+  training from it pairs the averaged params with the last source's optimizer moments.
   """
   if len(sources) < 2:
     raise ValueError(f"average_checkpoints needs at least two checkpoints, got {len(sources)}")
