@@ -31,7 +31,7 @@ def test_train_kill_resume_evaluate(tmp_path):
   jsonl = tmp_path / "prompts.jsonl"
   jsonl.write_text(json.dumps({"prompt": "The pass key is 123. " * 20 + "The pass key is ",
                                "answer": "123"}) + "\n")
-  args = [CONFIG, f"--workdir={workdir}", "--config.train.steps=400", "--config.train.log_every=5",
+  args = [CONFIG, f"--workdir={workdir}", "--config.train.steps=150", "--config.train.log_every=5",
           f"--config.evals.passkey.jsonl={jsonl}"]
   proc = subprocess.Popen([sys.executable, "-m", "longctx.main", *args], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -44,14 +44,14 @@ def test_train_kill_resume_evaluate(tmp_path):
   assert proc.returncode == 0, out[-3000:]
   assert "SIGTERM" in out
   killed_at = _last_step(workdir)
-  assert 30 <= killed_at < 400
+  assert 30 <= killed_at < 150
   assert not os.path.exists(os.path.join(workdir, "passkey.json"))  # killed before evaluation
 
   res = _main(*args)
   assert res.returncode == 0, res.stderr[-3000:]
   assert "Resumed" in res.stderr
   steps = [json.loads(l)["step"] for l in open(os.path.join(workdir, "metrics.jsonl"))]
-  assert steps[-1] == 400 and min(s for s in steps if s > killed_at) <= killed_at + 5
+  assert steps[-1] == 150 and min(s for s in steps if s > killed_at) <= killed_at + 5
   for name in ("config.json", "passkey.json", "passkey.md", "passkey.png", "tb"):
     assert os.path.exists(os.path.join(workdir, name)), name
   result = json.load(open(os.path.join(workdir, "passkey.json")))
@@ -61,7 +61,7 @@ def test_train_kill_resume_evaluate(tmp_path):
   # The smoke preset also decodes the answers: generated exact match beside the teacher-forced one.
   assert all(0.0 <= r["generated_exact_match"] <= 1.0 for r in result["grid"])
   assert "generated_exact_match" in result["jsonl"][0]
-  assert json.load(open(os.path.join(workdir, "config.json")))["train"]["steps"] == 400
+  assert json.load(open(os.path.join(workdir, "config.json")))["train"]["steps"] == 150
 
 
 @pytest.mark.parametrize("args, expected", [
