@@ -169,15 +169,17 @@ class Checkpointer:
     shardings to restore onto a different mesh. Leaf dtypes follow `abstract_state` (orbax casts).
     Raises FileNotFoundError when there is no such checkpoint and one ValueError naming the
     directory and the first differing leaf when the checkpoint's tree does not match.
-    `restartable`: top-level items of a dict state (the trainer: 'memory') whose stored tree may
-    differ from the target's (a changed memory mechanism); such an item is not read and comes
-    back as None, for the caller to start afresh. Every other item must still match.
+    `restartable`: top-level items of a dict state (the trainer: 'memory', 'ema_params') whose
+    stored tree may differ from the target's (a changed memory mechanism, an average switched on)
+    or be missing from it (an average switched off): such an item is not read; it comes back as
+    None where the target has it, for the caller to start afresh. Every other item must match.
     """
     step = self._resolve_step(step)
     stored = self._stored_tree(step) if restartable else None
     restart = [k for k in restartable
-               if isinstance(abstract_state, dict) and k in abstract_state
-               and _item_differs(stored, abstract_state, k)]
+               if isinstance(abstract_state, dict) and (
+                   _item_differs(stored, abstract_state, k) if k in abstract_state
+                   else isinstance(stored, dict) and k in stored)]
     if restart:
       return self._restore_without(step, stored, abstract_state, restart)
     self._check_matches(step, abstract_state)
@@ -298,7 +300,9 @@ def average_checkpoints(sources, out_directory) -> int:
   must hold none yet), is the last source's whole state (optimizer, RNG, carried memory, step)
   with params replaced by the element-wise mean (in float64, cast back); its meta is the last
   source's plus 'averaged_from' (the sources, as "directory:step"). For evaluation: resuming
-  training from it pairs the averaged params with the last source's optimizer moments.
+  training from it pairs the averaged params with the last source's optimizer moments. A
+  moving average the sources carry (train.ema_decay) is left out: the new checkpoint evaluates
+  its mean params, and training resumed from it with train.ema_decay > 0 restarts the average.
   """
   if len(sources) < 2:
     raise ValueError(f"average_checkpoints needs at least two checkpoints, got {len(sources)}")
@@ -334,6 +338,7 @@ def average_checkpoints(sources, out_directory) -> int:
     if writer.latest_step() is not None:
       raise ValueError(f"{writer.directory} already holds checkpoints {writer.all_steps()}: "
                        "write the average to an empty directory")
+    state = {k: v for k, v in state.items() if k != "ema_params"}
     writer.save(step, dict(state, params=mean), dict(meta, averaged_from=names + [last]), force=True)
   finally:
     writer.close()

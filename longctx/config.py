@@ -196,6 +196,10 @@ def base_config() -> ml_collections.ConfigDict:
       # FAM's length-extrapolation tricks (App. B.2), off by default; randomness from state["rng"].
       random_position_offset=False,  # RPO: per example, offset U[0, 2*pi*theta) with prob 0.5
       state_passing_prob=0.0,     # RSP: prob. that a step starts from the last step's FAM (0.8 paper)
+      # > 0: keep an exponential moving average of the parameters (Polyak averaging; not in the
+      # papers) in the train state, ema <- d * ema + (1 - d) * params after every step, started from
+      # the parameters when switched on (also on resume); the evaluators then read the average.
+      ema_decay=0.0,
       # Fine-tuning (longctx/warm_start.py): start from another run's parameters (its workdir or
       # checkpoints/ directory; step -1 = latest); leaves with a path component in init_from_fresh
       # may be missing there (LoRA factors, FAM's prompt and state norm) and keep their initial value.

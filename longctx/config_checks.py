@@ -321,6 +321,8 @@ def _validate_training(cfg):
   if cfg.train.state_passing_prob > 0 and cfg.model.attention != "fam":
     raise ValueError(f"train.state_passing_prob={cfg.train.state_passing_prob} needs "
                      f"model.attention='fam' (got {cfg.model.attention!r}): only FAM passes state")
+  if not 0.0 <= cfg.train.ema_decay < 1.0:
+    raise ValueError(f"train.ema_decay={cfg.train.ema_decay} must lie in [0, 1) (0: no average)")
   _validate_prompt_steps(cfg)
   if cfg.train.init_from_step < -1:
     raise ValueError(f"train.init_from_step={cfg.train.init_from_step} must be a step or -1 (latest)")

@@ -51,13 +51,27 @@ def merged_for_inference(cfg, params):
 
 
 def init_state(cfg, params, model, tx):
-  return {
+  state = {
       "params": params,
       "opt_state": tx.init(params),
       "step": jnp.zeros((), jnp.int32),
       "rng": jax.random.key_data(jax.random.key(cfg.train.seed)),
       "memory": model.init_memory(cfg.data.batch_size),
   }
+  if cfg.train.ema_decay > 0:
+    state["ema_params"] = _copy(params)
+  return state
+
+
+def _copy(tree):
+  # A separate buffer per leaf: the state is donated, and one buffer cannot be donated twice.
+  return jax.tree.map(jnp.copy, tree)
+
+
+def ema_update(ema, params, decay: float):
+  """ema + (1 - decay) * (params - ema): the moving average in a form that keeps float32 precision
+  when decay is near 1 (no large product cancelling against another)."""
+  return jax.tree.map(lambda e, p: e + (1.0 - decay) * (p - e).astype(e.dtype), ema, params)
 
 
 def make_optimizer(cfg):
@@ -108,6 +122,8 @@ def train_step(state, batch, *, graphdef, model_cfg, tx, schedule, train_cfg=Non
     metrics["aux_loss"] = jnp.mean(outs["aux_loss"])
   new_state = dict(state, params=params, opt_state=opt_state, step=state["step"] + 1,
                    memory=jax.lax.stop_gradient(memory), rng=jax.random.key_data(rng))
+  if "ema_params" in state:
+    new_state["ema_params"] = ema_update(state["ema_params"], params, train_cfg.ema_decay)
   return new_state, metrics
 
 
@@ -191,7 +207,13 @@ def train_and_evaluate(cfg, workdir: str):
   start = 0
   if resuming:
     fresh_memory = state["memory"]
-    state, meta = checkpointer.restore(None, _abstract(state, state_sh), restartable=("memory",))
+    state, meta = checkpointer.restore(None, _abstract(state, state_sh),
+                                       restartable=("memory", "ema_params"))
+    if "ema_params" in state and state["ema_params"] is None:
+      # EMA switched on for a run saved without it: the average starts from the restored params.
+      logging.info("%s: train.ema_decay=%g and the checkpoint holds no average; the average starts "
+                   "from the step-%d parameters", workdir, cfg.train.ema_decay, int(state["step"]))
+      state["ema_params"] = _copy(state["params"])
     if state["memory"] is None:
       # Only the memory carried across steps differs (another memory mechanism, e.g. a changed
       # infinity_former.sticky_draw, or another batch size): it restarts empty, like a new document.
@@ -238,8 +260,15 @@ def train_and_evaluate(cfg, workdir: str):
     checkpointer.wait()
     writer.close()
   checkpointer.close()
-  eval_cfg, eval_graphdef, eval_params = cfg, graphdef, state["params"]
+  eval_params = state.get("ema_params", state["params"])
+  if "ema_params" in state:
+    logging.info("Evaluating the parameters' moving average (train.ema_decay=%g)",
+                 cfg.train.ema_decay)
+  eval_cfg, eval_graphdef = cfg, graphdef
   if cfg.model.lora.rank:  # inference on the merged weights (same logits, plain projections)
-    eval_cfg, eval_graphdef, eval_params = merged_for_inference(cfg, state["params"])
+    eval_cfg, eval_graphdef, eval_params = merged_for_inference(cfg, eval_params)
   results = eval_lib.run_evaluators(eval_cfg, eval_graphdef, eval_params, workdir)
-  return {"final_step": end, "params": jax.device_get(state["params"]), "evals": results}
+  out = {"final_step": end, "params": jax.device_get(state["params"]), "evals": results}
+  if "ema_params" in state:
+    out["ema_params"] = jax.device_get(state["ema_params"])
+  return out

@@ -39,6 +39,8 @@ def _bad(**changes):
     ({"model.fam.mem_blocks": -2}, "model.fam.mem_blocks"),
     ({"train.state_passing_prob": 1.5}, "train.state_passing_prob"),
     ({"train.init_from_step": -2}, "train.init_from_step"),
+    ({"train.ema_decay": 1.0}, "train.ema_decay"),
+    ({"train.ema_decay": -0.1}, "train.ema_decay"),
     ({"data.filler_weight_max": 0.5}, "data.filler_weight_max"),
     ({"data.filler_weight_max": 8.0, "model.attention": "bswa"}, "data.filler_weight_max"),
     ({"data.filler_weight_max": 8.0, "data.task": "niah"}, "data.filler_weight_max"),
