@@ -18,7 +18,19 @@ for _name, _value in _FAST_COMPILE_FLAGS.items():
   if _name not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --{_name}={_value}".strip()
 
+from longctx import checkpoint as ckpt_lib
 from longctx.config import model_config, validate_model
+
+
+def stop_after(monkeypatch, n: int):
+  """Makes the trainer's SIGTERM check answer yes from its n-th call on: a run killed after n
+  steps (it saves step n and returns)."""
+  calls = {"n": 0}
+
+  def should_stop():
+    calls["n"] += 1
+    return calls["n"] >= n
+  monkeypatch.setattr(ckpt_lib, "should_stop", should_stop)
 
 
 def tiny_model_config(**overrides):

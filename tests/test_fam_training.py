@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from longctx import checkpoint as ckpt_lib
+from conftest import stop_after
 from longctx import config as config_lib
 from longctx import train
 from longctx.data import sources
@@ -97,12 +97,7 @@ def test_fam_smoke_run_resumes_exactly_with_rpo_and_rsp(tmp_path, monkeypatch):
   cfg.evals.run = ()
   cfg.lock()
   uninterrupted = train.train_and_evaluate(cfg, str(tmp_path / "a"))
-  calls = {"n": 0}
-
-  def stop_after_two():
-    calls["n"] += 1
-    return calls["n"] >= 2
-  monkeypatch.setattr(ckpt_lib, "should_stop", stop_after_two)
+  stop_after(monkeypatch, 2)
   train.train_and_evaluate(cfg, str(tmp_path / "b"))
   monkeypatch.undo()
   resumed = train.train_and_evaluate(cfg, str(tmp_path / "b"))

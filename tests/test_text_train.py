@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from conftest import tiny_model_config
-from longctx import checkpoint as ckpt_lib
+from conftest import stop_after, tiny_model_config
 from longctx import evaluate_text, train
 from longctx.data.text import DocumentCorpus, DocumentStream
 from longctx.models import scan
@@ -92,12 +91,7 @@ def test_killed_and_resumed_text_run_matches_an_uninterrupted_one(tmp_path, monk
   cfg.evals.run = ()
   cfg.lock()
   uninterrupted = train.train_and_evaluate(cfg, str(tmp_path / "a"))
-  calls = {"n": 0}
-
-  def stop_after_three():
-    calls["n"] += 1
-    return calls["n"] >= 3
-  monkeypatch.setattr(ckpt_lib, "should_stop", stop_after_three)
+  stop_after(monkeypatch, 3)
   killed = train.train_and_evaluate(cfg, str(tmp_path / "b"))
   assert killed["stopped_at"] == 3
   monkeypatch.undo()

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import stop_after
 from longctx import checkpoint as ckpt_lib
 from longctx import config as config_lib
 from longctx import optim, train
@@ -47,27 +48,23 @@ def test_killed_and_resumed_run_ends_with_the_same_parameters(tmp_path, monkeypa
                                                               memory_carry_prob):
   """With data.memory_carry_prob, rows of the first resumed step keep their memory (step index 3:
   two of four rows), which must come back from the checkpoint, or the resumed run's parameters
-  would differ."""
-  cfg = smoke_config(steps=6)
+  would differ. The parameters' moving average (train.ema_decay) must come back too."""
+  cfg = smoke_config(steps=6, ema_decay=0.9)
   cfg.unlock()
   cfg.data.memory_carry_prob = memory_carry_prob
   cfg.data.memory_carry_from_step = 1
   cfg.lock()
   uninterrupted = train.train_and_evaluate(cfg, str(tmp_path / "a"))
 
-  calls = {"n": 0}
-
-  def stop_after_three():
-    calls["n"] += 1
-    return calls["n"] >= 3
-  monkeypatch.setattr(ckpt_lib, "should_stop", stop_after_three)
+  stop_after(monkeypatch, 3)
   killed = train.train_and_evaluate(cfg, str(tmp_path / "b"))
   assert killed["stopped_at"] == 3
   monkeypatch.undo()
   resumed = train.train_and_evaluate(cfg, str(tmp_path / "b"))
   assert resumed["final_step"] == 6
-  for a, b in zip(_leaves(uninterrupted["params"]), _leaves(resumed["params"])):
-    np.testing.assert_array_equal(a, b)
+  for part in ("params", "ema_params"):
+    for a, b in zip(_leaves(uninterrupted[part]), _leaves(resumed[part])):
+      np.testing.assert_array_equal(a, b)
   # And the interrupted run really stopped early: its params differ from the final ones.
   assert any(not np.array_equal(a, b) for a, b in
              zip(_leaves(killed["params"]), _leaves(resumed["params"])))
@@ -149,12 +146,7 @@ def test_length_curriculum_switches_the_example_length_and_resumes_on_it(tmp_pat
   per_token = {l["step"]: l["train/tokens_per_sec"] * l["train/step_time"] for l in lines}
   assert per_token[2] == pytest.approx(4 * 256) and per_token[5] == pytest.approx(4 * 512)
 
-  calls = {"n": 0}
-
-  def stop_after_four():
-    calls["n"] += 1
-    return calls["n"] >= 4
-  monkeypatch.setattr(ckpt_lib, "should_stop", stop_after_four)
+  stop_after(monkeypatch, 4)
   assert train.train_and_evaluate(cfg, str(tmp_path / "b"))["stopped_at"] == 4
   monkeypatch.setattr(ckpt_lib, "should_stop", lambda: False)
   seen.clear()
