@@ -86,8 +86,11 @@ def load_model(spec: str, overrides=(), workdir=None):
   state = train.init_state(cfg, params, model, tx)
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
   with ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-    state, meta = ckpt.restore(None, abstract)
-  return cfg, graphdef, state["params"], meta
+    # The trained params, not a moving average the run may keep (train.ema_decay): that is
+    # skipped unless the overrides switch it on, and is then returned instead.
+    state, meta = ckpt.restore(None, abstract, restartable=("ema_params",))
+  ema = state.get("ema_params")
+  return cfg, graphdef, state["params"] if ema is None else ema, meta
 
 
 def niah_batch(cfg, length: int, prompts: int, depth: float = 0.0):
