@@ -6,8 +6,9 @@ seeds, and per-file signs.
 """
 import argparse
 import json
-import math
 import os
+
+from longctx.evaluate import mean_and_se
 
 ARMS = ("base", "ft_u", "ft_q", "ft_c", "ft_u_read_q", "ft_u_read_c")
 DIFFS = (("ft_c", "ft_u"), ("ft_q", "ft_u"), ("ft_u_read_c", "ft_u"), ("ft_u_read_q", "ft_u"))
@@ -21,14 +22,6 @@ def load(seed_dir):
       with open(path) as f:
         out[arm] = json.load(f)
   return out
-
-
-def mean_se(xs):
-  n = len(xs)
-  m = sum(xs) / n
-  if n < 2:
-    return m, float("nan")
-  return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1) / n)
 
 
 def main():
@@ -59,7 +52,7 @@ def main():
     done = [x for x in per_seed if x is not None]
     if not done:
       continue
-    m, se = mean_se(done)
+    m, se = mean_and_se(done)
     cells = ["" if x is None else f"{x:+.4f}" for x in per_seed]
     print(f"| {a} - {b} | " + " | ".join(cells) + f" | {m:+.4f} +- {se:.4f} | {below} / {files} |")
 
